@@ -1,0 +1,1 @@
+"""Instructor tooling: build the release, run notebooks headless, benchmark, grade."""
