@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 from course_tools.course import (
-    REPO,
     RELEASE,
+    REPO,
     assignments,
     build_source,
     course_config,

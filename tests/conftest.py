@@ -1,0 +1,1 @@
+"""Shared pytest set-up: tests import ``tests.*`` helpers from the repo root."""

@@ -1,0 +1,1 @@
+"""Plausible wrong answers per assignment: ``tests/mistakes/<assignment>.py`` defines ``MISTAKES``."""
