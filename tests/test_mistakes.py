@@ -43,7 +43,9 @@ def test_solution_passes_every_test_cell(assignment):
     ("assignment", "mistake"), _mistakes(), ids=lambda v: v.name if isinstance(v, Mistake) else v
 )
 def test_wrong_answer_fails_its_tests(assignment, mistake):
-    results = run_graded(NOTEBOOKS[assignment], {mistake.answer_id: mistake.source, **mistake.extra})
+    results = run_graded(
+        NOTEBOOKS[assignment], {mistake.answer_id: mistake.source, **mistake.extra}
+    )
     for test_id in mistake.fails:
         assert test_id in results, f"no test cell {test_id!r}"
         assert results[test_id] is not None, f"{mistake.name}: {test_id} passed a wrong answer"
