@@ -26,7 +26,9 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     lines = (REPO / "environment.yml").read_text().splitlines()
     listed = {_name(line.strip()[2:]) for line in lines if line.strip().startswith("- ")}
     listed -= {"python", "pip", "conda-forge", "nodefaults"}
-    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    assert listed == wanted, (
+        f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    )
 
 
 def test_environment_yml_uses_conda_forge_only():
@@ -45,5 +47,7 @@ def test_torch_is_pinned_to_the_cpu_build_everywhere():
     assert all("==" in line for line in pinned), "every locked requirement needs an exact version"
     locked = {_name(line) for line in pinned}
     project = _pyproject()["project"]
-    missing = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    assert missing <= locked, f"pyproject packages missing from requirements.lock: {missing - locked}"
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    assert wanted <= locked, (
+        f"pyproject packages missing from requirements.lock: {wanted - locked}"
+    )
