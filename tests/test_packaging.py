@@ -48,6 +48,4 @@ def test_torch_is_pinned_to_the_cpu_build_everywhere():
     locked = {_name(line) for line in pinned}
     project = _pyproject()["project"]
     wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    assert wanted <= locked, (
-        f"pyproject packages missing from requirements.lock: {wanted - locked}"
-    )
+    assert wanted <= locked, f"pyproject packages missing from requirements.lock: {wanted - locked}"
