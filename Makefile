@@ -25,7 +25,7 @@ lab: $(INSTALLED) ## open JupyterLab on the student notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 test: $(INSTALLED) lint ## the whole test suite: lint, unit, notebooks, grading, browser (CI runs this)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff check and ruff format --check, notebooks included
 	$(VENV)/bin/ruff check .
