@@ -5,6 +5,8 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from course_tools.hidden_test_output import HideHiddenTestOutput
+
 c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -28,5 +30,11 @@ c.OverwriteCells.add_missing_cells = True
 c.LockCells.lock_all_cells = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
-# Feedback must not reveal hidden tests (nbgrader shows them by default).
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests]
+# Feedback must not reveal hidden tests: neither their source (nbgrader shows it by default) nor a
+# traceback quoting them.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    CSSHTMLHeaderPreprocessor,
+    HideHiddenTestOutput,
+    ClearHiddenTests,
+]

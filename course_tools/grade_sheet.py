@@ -1,0 +1,122 @@
+"""The CSV grade sheet of an assignment: per student a status, a total and the points of each exercise.
+
+Scores come from the gradebook (nbgrader's Gradebook API), so manual grades entered in formgrader
+show up; students whose submission could not be graded get a status and empty score cells.
+"""
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_tools.submission_checks import NOT_GRADED
+
+FIXED_COLUMNS = ("student_id", "status", "total", "max_total")
+LAST_COLUMNS = ("needs_manual_grade", "message")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded cell: a test cell (autograded) or a manually graded answer."""
+
+    notebook: str
+    grade_id: str
+    max_score: float
+    autograded: bool
+    column: str
+
+
+@dataclass
+class SheetRow:
+    """One student's line of the sheet."""
+
+    student: str
+    status: str
+    message: str = ""
+    scores: dict[str, float | None] = field(default_factory=dict)  # by column; None: no score
+    needs_manual: list[str] = field(default_factory=list)
+
+    @property
+    def graded(self) -> bool:
+        """True when the submission was graded (its scores are meaningful)."""
+        return self.status not in NOT_GRADED
+
+    @property
+    def total(self) -> float | None:
+        """Sum of the exercise scores, or None when not graded."""
+        return sum(s or 0.0 for s in self.scores.values()) if self.graded else None
+
+
+def exercises(db_url: str, course_id: str, assignment: str) -> list[Exercise]:
+    """The graded cells of ``assignment`` in notebook order."""
+    from nbgrader.api import Gradebook
+
+    found = []
+    with Gradebook(db_url, course_id) as gb:
+        notebooks = gb.find_assignment(assignment).notebooks
+        for notebook in sorted(notebooks, key=lambda n: n.name):
+            grade_cells = {c.name: c for c in notebook.grade_cells}
+            answers = {c.name for c in notebook.solution_cells}
+            for source in notebook.source_cells:
+                cell = grade_cells.get(source.name)
+                if cell is None:
+                    continue
+                column = cell.name if len(notebooks) == 1 else f"{notebook.name}:{cell.name}"
+                autograded = cell.cell_type == "code" and cell.name not in answers
+                found.append(Exercise(notebook.name, cell.name, cell.max_score, autograded, column))
+    return found
+
+
+def read_scores(gb, assignment: str, student: str, wanted: list[Exercise]) -> SheetRow:
+    """A student's scores from an open Gradebook (status left for the caller)."""
+    from nbgrader.api import MissingEntry
+
+    row = SheetRow(student, "graded")
+    for exercise in wanted:
+        try:
+            grade = gb.find_grade(exercise.grade_id, exercise.notebook, assignment, student)
+        except MissingEntry:
+            row.scores[exercise.column] = None
+            continue
+        if grade.manual_score is None and grade.auto_score is None:
+            row.scores[exercise.column] = None
+        else:
+            row.scores[exercise.column] = float(grade.score)
+        if grade.needs_manual_grade and grade.manual_score is None:
+            row.needs_manual.append(exercise.column)
+    return row
+
+
+def _number(value: float | None) -> str:
+    """A score as the sheet writes it: ``2``, ``0.5`` or empty."""
+    return "" if value is None else f"{value:g}"
+
+
+def write_sheet(path: Path, wanted: list[Exercise], rows: list[SheetRow]) -> Path:
+    """Write the sheet, one row per student sorted by id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    max_total = sum(e.max_score for e in wanted)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*FIXED_COLUMNS, *(e.column for e in wanted), *LAST_COLUMNS])
+        for row in sorted(rows, key=lambda r: r.student):
+            scores = [_number(row.scores.get(e.column)) if row.graded else "" for e in wanted]
+            writer.writerow(
+                [
+                    row.student,
+                    row.status,
+                    _number(row.total),
+                    _number(max_total),
+                    *scores,
+                    " ".join(row.needs_manual) if row.graded else "",
+                    row.message,
+                ]
+            )
+    return path
+
+
+def read_sheet(path: Path) -> dict[str, dict[str, str]]:
+    """A sheet written by :func:`write_sheet`, by student id (empty if there is none)."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}

@@ -1,0 +1,67 @@
+"""Feedback preprocessor: outputs of test cells never quote their hidden tests.
+
+nbgrader's ``ClearHiddenTests`` removes the hidden block from a test cell's source, but the cell's
+error traceback still prints the failing hidden line (and the lines around it). Placed before
+``ClearHiddenTests``, :class:`HideHiddenTestOutput` cuts every traceback of a cell that has hidden
+tests down to its last line (``AssertionError: <message>``) and drops any output line that quotes
+a hidden line.
+"""
+
+import re
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import is_grade
+from traitlets import Unicode
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def hidden_lines(source: str, begin: str, end: str) -> list[str]:
+    """The stripped, non-trivial lines between the hidden-test delimiters of a cell source."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside and len(line.strip()) >= 4:
+            lines.append(line.strip())
+    return lines
+
+
+def scrub(text: str, secret: list[str]) -> str:
+    """``text`` without the lines that quote one of ``secret``."""
+    plain = ANSI.sub("", text)
+    if not any(line in plain for line in secret):
+        return text
+    kept = [
+        line for line in text.splitlines(True) if not any(s in ANSI.sub("", line) for s in secret)
+    ]
+    return "".join(kept)
+
+
+class HideHiddenTestOutput(NbGraderPreprocessor):
+    """Shorten tracebacks and scrub outputs of test cells that contain hidden tests."""
+
+    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        """Leave cells without hidden tests alone."""
+        if cell.cell_type != "code" or not is_grade(cell):
+            return cell, resources
+        secret = hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+        if self.begin_test_delimeter not in cell.source:
+            return cell, resources
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                output.evalue = scrub(output.evalue, secret)
+                output.traceback = [
+                    f"{output.ename}: {output.evalue}",
+                    "(traceback hidden: this test cell contains hidden tests)",
+                ]
+            elif output.output_type == "stream":
+                output.text = scrub(output.text, secret)
+            elif "data" in output and "text/plain" in output.data:
+                output.data["text/plain"] = scrub(output.data["text/plain"], secret)
+        return cell, resources
