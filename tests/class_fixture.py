@@ -25,6 +25,7 @@ from course_tools.course import (
     nbgrader_api,
     notebooks,
 )
+from course_tools.submission_checks import released_source
 from tests.notebook_harness import Mistake, grade_id, run_graded
 
 # Limits used by the tests: small, but far above what a correct notebook needs while grading.
@@ -304,18 +305,7 @@ def hidden_test_lines(nb: Notebook) -> list[str]:
         for line in hidden_lines(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
         if len(line) >= 10
     ]
-    visible = "\n".join(line.strip() for cell in cells for line in visible_lines(cell.source))
+    visible = "\n".join(
+        line.strip() for cell in cells for line in released_source(cell.source).splitlines()
+    )
     return [line for line in dict.fromkeys(secret) if line not in visible]
-
-
-def visible_lines(source: str) -> list[str]:
-    """The lines of a cell outside its hidden-test block."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if "BEGIN HIDDEN TESTS" in line:
-            inside = True
-        elif "END HIDDEN TESTS" in line:
-            inside = False
-        elif not inside:
-            lines.append(line)
-    return lines
