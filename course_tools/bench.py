@@ -4,13 +4,12 @@
 """
 
 import argparse
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from course_tools.course import course_config, nbgrader_api, notebooks
+from course_tools.course import course_config, nbgrader_api, notebooks, submit
 from course_tools.release import generate
 from course_tools.run import execute
 
@@ -27,12 +26,8 @@ def time_headless(nb, out_dir: Path, repeats: int) -> list[float]:
 
 def time_autograde(nb, root: Path) -> float:
     """Wall seconds nbgrader takes to autograde the solution submitted by one student."""
-    dest = root / "build" / "submitted" / "bench" / nb.assignment / f"{nb.name}.ipynb"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(nb.source_notebook(), dest)
+    submit(root, nb, "bench", nb.source_notebook())
     config = course_config(root, release_directory=str(root / "release"))
-    config.CourseDirectory.submitted_directory = "build/submitted"
-    config.CourseDirectory.autograded_directory = "build/autograded"
     api = nbgrader_api(config)
     start = time.perf_counter()
     result = api.autograde(nb.assignment, "bench")

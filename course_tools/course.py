@@ -1,6 +1,7 @@
 """Where the course lives and how nbgrader sees it: paths, assignments, config, source build."""
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,14 @@ def course_config(root: Path = REPO, **directories: str) -> Config:
     for key, value in directories.items():
         setattr(config.CourseDirectory, key, value)
     return config
+
+
+def submit(root: Path, nb: Notebook, student: str, notebook_file: Path) -> Path:
+    """Copy ``notebook_file`` in as ``student``'s submission of ``nb`` in the course at ``root``."""
+    dest = Path(root) / "build" / "submitted" / student / nb.assignment / f"{nb.name}.ipynb"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(notebook_file, dest)
+    return dest
 
 
 def nbgrader_api(config: Config):

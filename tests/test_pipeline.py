@@ -2,13 +2,12 @@
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_tools.course import RELEASE, Notebook, course_config, nbgrader_api, notebooks
+from course_tools.course import RELEASE, Notebook, course_config, nbgrader_api, notebooks, submit
 from course_tools.run import execute, summary
 
 pytestmark = pytest.mark.notebooks
@@ -25,20 +24,11 @@ def _validator(invert: bool = False):
     return Validator(config=course_config(), invert=invert)
 
 
-def _submit(root: Path, nb: Notebook, student: str, notebook_file: Path) -> None:
-    """Place ``notebook_file`` as ``student``'s submission of ``nb`` in the course at ``root``."""
-    dest = root / "build" / "submitted" / student / nb.assignment / f"{nb.name}.ipynb"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(notebook_file, dest)
-
-
 def _autograde(root: Path, nb: Notebook, student: str):
     """Autograde one submission and return its gradebook row as a dict."""
     from nbgrader.api import Gradebook
 
     config = course_config(root, release_directory=str(root / "release"))
-    config.CourseDirectory.submitted_directory = "build/submitted"
-    config.CourseDirectory.autograded_directory = "build/autograded"
     result = nbgrader_api(config).autograde(nb.assignment, student)
     assert result["success"], result.get("error") or result.get("log")
     with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
@@ -101,7 +91,7 @@ def test_release_fails_every_test_cell(built_course, nb):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
 def test_autograde_gives_full_marks_to_the_solution(private_course, nb):
-    _submit(private_course, nb, "reference", nb.source_notebook())
+    submit(private_course, nb, "reference", nb.source_notebook())
     row = _autograde(private_course, nb, "reference")
     assert row["max_code_score"] > 0
     assert row["code_score"] == row["max_code_score"], row
@@ -110,7 +100,7 @@ def test_autograde_gives_full_marks_to_the_solution(private_course, nb):
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
 def test_autograde_gives_zero_to_the_untouched_release(private_course, nb):
-    _submit(private_course, nb, "blank", nb.release_notebook(private_course / "release"))
+    submit(private_course, nb, "blank", nb.release_notebook(private_course / "release"))
     row = _autograde(private_course, nb, "blank")
     assert row["max_code_score"] > 0
     assert row["code_score"] == 0, row
