@@ -5,7 +5,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from course_tools.hidden_test_output import HideHiddenTestOutput
+from course_tools.grading.feedback import HideHiddenTestOutput
 
 c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
 

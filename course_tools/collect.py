@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from course_tools.course import REPO, course_config
-from course_tools.submission_checks import COLLECT_NOTES
+from course_tools.grading.checks import COLLECT_NOTES
 
 DEFAULT_REGEXP = r"^(?P<student_id>[A-Za-z0-9][A-Za-z0-9.@+-]*)_(?:LATE_)?(?:\d+_)*"
 COPY_SUFFIX = re.compile(r"(?:-\d+|\s*\(\d+\)|-Copy\d*)$")

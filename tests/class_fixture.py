@@ -25,7 +25,7 @@ from course_tools.course import (
     nbgrader_api,
     notebooks,
 )
-from course_tools.submission_checks import released_source
+from course_tools.grading.checks import released_source
 from tests.notebook_harness import Mistake, grade_id, run_graded
 
 # Limits used by the tests: small, but far above what a correct notebook needs while grading.
@@ -296,7 +296,7 @@ def other_assignment(course: Course, assignment: str) -> nbformat.NotebookNode:
 
 def hidden_test_lines(nb: Notebook) -> list[str]:
     """Lines of hidden tests found nowhere else in the solution: neither release nor feedback may show them."""
-    from course_tools.hidden_test_output import hidden_lines
+    from course_tools.grading.feedback import hidden_lines
 
     cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
     secret = [

@@ -22,8 +22,8 @@ from filelock import FileLock, Timeout
 
 from course_tools.collect import DEFAULT_REGEXP, match_flat, notebook_name
 from course_tools.course import REPO, assignments, notebooks
-from course_tools.grade_sheet import read_sheet
-from course_tools.submission_checks import read_notebook
+from course_tools.grading.sheet import read_sheet
+from course_tools.grading.checks import read_notebook
 from tests.class_fixture import (
     CELL_TIMEOUT,
     MEMORY_MB,
@@ -399,7 +399,7 @@ def test_unreadable_file_gets_its_own_status(tmp_path, content, status):
 def test_hidden_test_traceback_is_cut_to_its_message():
     import nbformat
 
-    from course_tools.hidden_test_output import HideHiddenTestOutput
+    from course_tools.grading.feedback import HideHiddenTestOutput
 
     source = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(-1) == -2, 'negative inputs'\n### END HIDDEN TESTS"
     cell = nbformat.v4.new_code_cell(source)

@@ -1,6 +1,6 @@
 """A Python kernel with a memory cap, for grading untrusted submissions.
 
-``python -m course_tools.limited_kernel --memory-mb 4096 -f CONNECTION_FILE`` caps the kernel's
+``python -m course_tools.grading.kernel --memory-mb 4096 -f CONNECTION_FILE`` caps the kernel's
 address space (``RLIMIT_AS``, inherited by its children) and then starts ipykernel as usual, so an
 allocation past the cap raises ``MemoryError`` (or torch's "can't allocate memory") in the student's
 cell instead of swapping the grading machine to death. :func:`install_kernelspec` writes the
@@ -34,7 +34,7 @@ def install_kernelspec(
         "argv": [
             sys.executable,
             "-m",
-            "course_tools.limited_kernel",
+            "course_tools.grading.kernel",
             "--memory-mb",
             str(memory_mb),
             "-f",

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from course_tools.course import nbgrader_api
-from course_tools.grading_config import Limits, grading_config, use_grading_kernel
+from course_tools.grading.config import Limits, grading_config, use_grading_kernel
 
 _API = None
 
@@ -63,7 +63,7 @@ def execute(assignment: str, student: str) -> dict:
     one will: the same notebook, nbgrader's own ``SaveAutoGrades``, the manual grades of the
     snapshot. Writing it here keeps the main process's serial work down to recording the scores.
     """
-    from course_tools.guarded_execute import RUN_RECORDS
+    from course_tools.grading.execute import RUN_RECORDS
 
     RUN_RECORDS.clear()
     start_time = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from course_tools.course import REPO, course_config
-from course_tools.limited_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME
+from course_tools.grading.kernel import DEFAULT_MEMORY_MB, KERNEL_NAME
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def grading_config(
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import ClearHiddenTests, Execute, GetGrades
 
-    from course_tools.guarded_execute import GuardedExecute, ReplayExecute
-    from course_tools.hidden_test_output import HideHiddenTestOutput
+    from course_tools.grading.execute import GuardedExecute, ReplayExecute
+    from course_tools.grading.feedback import HideHiddenTestOutput
 
     limits = limits or Limits()
     config = course_config(root, **directories)

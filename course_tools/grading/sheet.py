@@ -8,7 +8,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_tools.submission_checks import NOT_GRADED
+from course_tools.grading.checks import NOT_GRADED
 
 FIXED_COLUMNS = ("student_id", "status", "total", "max_total")
 LAST_COLUMNS = ("needs_manual_grade", "message")

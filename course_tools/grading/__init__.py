@@ -1,0 +1,1 @@
+"""Grading a class: check, sandbox, execute, score, record, report. One job per module."""
