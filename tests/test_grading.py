@@ -22,8 +22,8 @@ from filelock import FileLock, Timeout
 
 from course_tools.collect import DEFAULT_REGEXP, match_flat, notebook_name
 from course_tools.course import REPO, assignments, notebooks
-from course_tools.grading.sheet import read_sheet
 from course_tools.grading.checks import read_notebook
+from course_tools.grading.sheet import read_sheet
 from tests.class_fixture import (
     CELL_TIMEOUT,
     MEMORY_MB,

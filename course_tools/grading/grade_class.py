@@ -28,18 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from course_tools.grading import worker as grade_worker
 from course_tools.course import REPO, nbgrader_api
-from course_tools.grading.sheet import (
-    Exercise,
-    SheetRow,
-    exercises,
-    read_scores,
-    read_sheet,
-    write_sheet,
-)
-from course_tools.grading.config import Limits, grading_config
-from course_tools.grading.kernel import DEFAULT_MEMORY_MB, install_kernelspec
+from course_tools.grading import worker as grade_worker
 from course_tools.grading.checks import (
     NOT_GRADED,
     OK,
@@ -47,6 +37,16 @@ from course_tools.grading.checks import (
     check_submission,
     load_specs,
     overall_status,
+)
+from course_tools.grading.config import Limits, grading_config
+from course_tools.grading.kernel import DEFAULT_MEMORY_MB, install_kernelspec
+from course_tools.grading.sheet import (
+    Exercise,
+    SheetRow,
+    exercises,
+    read_scores,
+    read_sheet,
+    write_sheet,
 )
 
 
