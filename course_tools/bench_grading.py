@@ -25,7 +25,8 @@ from nbformat.validator import MissingIDFieldWarning
 from course_tools.collect import collect
 from course_tools.course import assignments, notebooks
 from course_tools.grading.config import Limits
-from course_tools.grading.grade_class import GradeRun, grade, summary
+from course_tools.grading.grade_class import grade
+from course_tools.grading.report import GradeRun, summary
 from tests.class_fixture import (
     CELL_TIMEOUT,
     MEMORY_MB,

@@ -25,7 +25,7 @@ from course_tools.course import (
     nbgrader_api,
     notebooks,
 )
-from course_tools.grading.checks import released_source
+from course_tools.grading.cells import hidden_lines, released_source
 from tests.notebook_harness import Mistake, grade_id, run_graded
 
 # Limits used by the tests: small, but far above what a correct notebook needs while grading.
@@ -296,15 +296,8 @@ def other_assignment(course: Course, assignment: str) -> nbformat.NotebookNode:
 
 def hidden_test_lines(nb: Notebook) -> list[str]:
     """Lines of hidden tests found nowhere else in the solution: neither release nor feedback may show them."""
-    from course_tools.grading.feedback import hidden_lines
-
     cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
-    secret = [
-        line
-        for cell in cells
-        for line in hidden_lines(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-        if len(line) >= 10
-    ]
+    secret = [line for cell in cells for line in hidden_lines(cell.source) if len(line) >= 10]
     visible = "\n".join(
         line.strip() for cell in cells for line in released_source(cell.source).splitlines()
     )

@@ -5,28 +5,20 @@ and the grade sheet shows why instead of a score (a broken file is never a silen
 """
 
 import json
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-OK = "ok"
-# Not graded, most telling first: a student with several problems shows the first.
-NOT_GRADED = (
-    "empty",
-    "invalid-json",
-    "not-a-notebook",
-    "no-metadata",
-    "other-assignment",
-    "wrong-notebook",
-    "missing",
-    "autograde-error",
-)
-# Graded as far as possible, most serious first.
-GRADED_WITH_PROBLEMS = ("kernel-died", "memory", "timeout", "duplicate")
-GRADED = "graded"
+from course_tools.grading.cells import grade_id, metadata_problem, released_source
+from course_tools.grading.status import Status, most_telling
+
 COLLECT_NOTES = ".collect.json"  # written by course_tools.collect; nbgrader ignores dot files
+MAX_NOTEBOOK_BYTES = 50 * 2**20  # a released notebook is well under 1 MB
+MAX_JSON_DEPTH = 64  # a notebook nests about 8 deep; deeper is a crafted file
 
 
 @dataclass(frozen=True)
@@ -50,23 +42,10 @@ class NotebookCheck:
     """The verdict on one expected notebook of one submission."""
 
     notebook: str
-    status: str
+    status: Status
     message: str = ""
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def released_source(source: str) -> str:
-    """A gradebook cell source as students see it: hidden tests removed, whitespace normalised."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if "BEGIN HIDDEN TESTS" in line:
-            inside = True
-        elif "END HIDDEN TESTS" in line:
-            inside = False
-        elif not inside:
-            lines.append(line.rstrip())
-    return "\n".join(lines).strip()
 
 
 def load_specs(db_url: str, course_id: str) -> list[NotebookSpec]:
@@ -93,15 +72,47 @@ def load_specs(db_url: str, course_id: str) -> list[NotebookSpec]:
     return specs
 
 
-def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str, str]:
+def _depth(value, limit: int) -> int:
+    """Nesting depth of parsed JSON, counted without recursion, stopping past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def unsafe_file(path: Path) -> str | None:
+    """Why ``path`` must not be opened (a symlink, a special file, too big), or None."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path.name} is a symbolic link: not followed"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path.name} is not a regular file"
+    if info.st_size > MAX_NOTEBOOK_BYTES:
+        return f"{path.name} is {info.st_size // 2**20} MB, more than a notebook can be"
+    return None
+
+
+def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Status, str]:
     """``(notebook, OK, "")`` or ``(None, status, message)`` for a file that is not a notebook."""
+    if reason := unsafe_file(path):
+        return None, Status.UNSAFE_FILE, reason
     raw = path.read_bytes()
     if not raw.strip():
-        return None, "empty", f"{path.name} is empty ({len(raw)} bytes)"
+        return None, Status.EMPTY, f"{path.name} is empty ({len(raw)} bytes)"
     try:
         data = json.loads(raw.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError as exc:
-        return None, "invalid-json", f"{path.name} is not valid JSON ({exc})"
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        return None, Status.INVALID_JSON, f"{path.name} is not valid JSON ({reason})"
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None, Status.NOT_A_NOTEBOOK, f"{path.name} nests deeper than any notebook"
     try:
         with warnings.catch_warnings():  # old notebooks without cell ids are fine
             warnings.simplefilter("ignore")
@@ -109,17 +120,20 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str, str]:
             nbformat.validate(notebook)
     except Exception as exc:  # nbformat raises several kinds for a JSON file that is no notebook
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, "not-a-notebook", f"{path.name} is JSON but not a notebook ({first[:120]})"
-    return notebook, OK, ""
+        return (
+            None,
+            Status.NOT_A_NOTEBOOK,
+            f"{path.name} is JSON but not a notebook ({first[:120]})",
+        )
+    for index, cell in enumerate(notebook.cells):
+        if problem := metadata_problem(cell):
+            return None, Status.BAD_METADATA, f"{path.name} cell {index}: {problem}"
+    return notebook, Status.OK, ""
 
 
 def nbgrader_ids(notebook: nbformat.NotebookNode) -> set[str]:
     """The nbgrader ``grade_id`` of every cell that has one."""
-    return {
-        cell.metadata["nbgrader"]["grade_id"]
-        for cell in notebook.cells
-        if cell.metadata.get("nbgrader", {}).get("grade_id")
-    }
+    return {grade_id(cell) for cell in notebook.cells if grade_id(cell)}
 
 
 def identify(notebook: nbformat.NotebookNode, specs: list[NotebookSpec]) -> NotebookSpec | None:
@@ -131,11 +145,7 @@ def identify(notebook: nbformat.NotebookNode, specs: list[NotebookSpec]) -> Note
 
 def tampering_notes(notebook: nbformat.NotebookNode, spec: NotebookSpec) -> list[str]:
     """Locked cells the student deleted or edited (nbgrader restores them; the sheet says so)."""
-    present = {
-        cell.metadata["nbgrader"]["grade_id"]: cell.source
-        for cell in notebook.cells
-        if cell.metadata.get("nbgrader", {}).get("grade_id")
-    }
+    present = {grade_id(cell): cell.source for cell in notebook.cells if grade_id(cell)}
     notes = []
     for cell_id, source in spec.released_locked.items():
         if cell_id not in present:
@@ -151,14 +161,14 @@ def check_notebook(
 ) -> NotebookCheck:
     """The verdict on ``<folder>/<spec.name>.ipynb`` (``assignment_files``: every notebook there)."""
     expected = folder / f"{spec.name}.ipynb"
-    if not expected.exists():
+    if not os.path.lexists(expected):
         others = [
             p
             for p in assignment_files
             if p.stem not in {s.name for s in specs if s.assignment == spec.assignment}
         ]
         if not others:
-            return NotebookCheck(spec.name, "missing", f"no {expected.name} was submitted")
+            return NotebookCheck(spec.name, Status.MISSING, f"no {expected.name} was submitted")
         names = ", ".join(p.name for p in others)
         for other in others:
             notebook, status, _ = read_notebook(other)
@@ -166,13 +176,13 @@ def check_notebook(
             if found is not None and found.assignment != spec.assignment:
                 return NotebookCheck(
                     spec.name,
-                    "other-assignment",
+                    Status.OTHER_ASSIGNMENT,
                     f"{other.name} is {found.label}, not {spec.label}",
                     other,
                 )
         return NotebookCheck(
             spec.name,
-            "wrong-notebook",
+            Status.WRONG_NOTEBOOK,
             f"found {names} but expected {expected.name}: rename it and grade again",
             others[0],
         )
@@ -182,7 +192,7 @@ def check_notebook(
     if not nbgrader_ids(notebook):
         return NotebookCheck(
             spec.name,
-            "no-metadata",
+            Status.NO_METADATA,
             f"{expected.name} has no nbgrader cells: it was not started from the released notebook",
             expected,
         )
@@ -190,14 +200,14 @@ def check_notebook(
     if found is None or found.label != spec.label:
         what = found.label if found else "a notebook this course did not release"
         status = (
-            "wrong-notebook"
+            Status.WRONG_NOTEBOOK
             if found and found.assignment == spec.assignment
-            else "other-assignment"
+            else Status.OTHER_ASSIGNMENT
         )
         return NotebookCheck(
             spec.name, status, f"{expected.name} is {what}, not {spec.label}", expected
         )
-    return NotebookCheck(spec.name, OK, "", expected, tampering_notes(notebook, spec))
+    return NotebookCheck(spec.name, Status.OK, "", expected, tampering_notes(notebook, spec))
 
 
 def check_submission(
@@ -210,27 +220,25 @@ def check_submission(
     expected = {f"{s.name}.ipynb" for s in mine}
     extras = [p.name for p in files if p.name not in expected]
     notes_file = folder / COLLECT_NOTES
-    collected = json.loads(notes_file.read_text()) if notes_file.exists() else {}
+    try:
+        collected = json.loads(notes_file.read_text()) if notes_file.is_file() else {}
+    except (OSError, ValueError):
+        collected = {}
+    collected = collected if isinstance(collected, dict) else {}
     for check in checks:
         duplicates = collected.get("duplicates", {}).get(f"{check.notebook}.ipynb")
         if duplicates:
             check.notes.append(
                 f"duplicate submission: graded the newest file, ignored {', '.join(duplicates)}"
             )
-        if check.status == OK and extras:
+        if check.status == Status.OK and extras:
             check.notes.append(f"ignored extra file(s): {', '.join(extras)}")
     return checks
 
 
-def overall_status(checks: list[NotebookCheck], run_statuses: list[str] = ()) -> str:
+def overall_status(checks: list[NotebookCheck], run_statuses: list[Status] = ()) -> Status:
     """One status for a student: the most telling problem, else ``graded``."""
     statuses = {c.status for c in checks} | set(run_statuses)
-    for status in NOT_GRADED:
-        if status in statuses:
-            return status
-    for status in GRADED_WITH_PROBLEMS:
-        if status in statuses:
-            return status
     if any(note.startswith("duplicate submission") for c in checks for note in c.notes):
-        return "duplicate"
-    return GRADED
+        statuses.add(Status.DUPLICATE)
+    return most_telling(statuses)

@@ -1,29 +1,58 @@
-"""Execute preprocessors for grading: a guarded one for worker processes, a replay one for the gradebook.
+"""Execute preprocessors for grading: a guarded one for worker processes, a replay one for recording.
 
-``GuardedExecute`` is nbgrader's ``Execute`` plus what hostile submissions need: a wall-clock cap
-on the whole notebook (on top of the per-cell timeout), a kernel that dies or stops answering ends
-the run instead of failing the whole submission, cells that could not run get an error output (so
-their tests score 0, never full marks for "no output"), and a cap on the text a cell may print.
+``GuardedExecute`` is nbgrader's ``Execute`` plus what hostile submissions need:
 
-``ReplayExecute`` takes ``Execute``'s place in the main process: it copies the outputs of the
-notebook a worker already executed, so nbgrader's own ``SaveAutoGrades`` writes the scores.
+- each test cell's verdict comes from what the grader observes: the kernel's ``execute_reply``
+  status for the cell's code (visible part, then hidden part), never from outputs the student's
+  code can shape (``execute_result``, display data, stderr); warnings and prints cost nothing;
+- before each part of a test cell the interpreter guard (:mod:`course_tools.grading.kernel_guard`)
+  restores hooks student code may have installed; anything it finds flags the submission, and so
+  does an answer cell that touches grader internals (:mod:`course_tools.grading.audit`);
+- the hidden part of a test cell runs as its own request, not stored in the kernel's history; its
+  output is replaced by pass or fail and the instructor's assertion message (only the exception's
+  type when it was raised inside the student's code);
+- a wall-clock cap per notebook, a dead or stuck kernel stops the run instead of failing the
+  submission, cells not run get an error output, and printed output is capped per cell;
+- sandboxed, every process of the kernel's tree lives in cgroups made for this notebook: memory
+  and process count are capped for the tree, and whatever is left when the kernel is done is killed.
+
+``ReplayExecute`` takes ``Execute``'s place in the recording process: it copies the outputs and
+verdicts of the run a worker reported (never a file), so nbgrader's own preprocessors record them.
 """
 
-import os
-import signal
+import copy
+import queue
+import re
 import time
+import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 import nbformat
+from jupyter_core.paths import jupyter_runtime_dir
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from nbgrader.utils import is_grade
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer
 
-# Filled by GuardedExecute in the worker process, one record per executed notebook, read by grade_worker.
-RUN_RECORDS: list[dict] = []
+from course_tools.grading import cgroups
+from course_tools.grading.audit import audit_answers
+from course_tools.grading.cells import grade_id, is_test_cell, split_hidden
+from course_tools.grading.kernel_guard import REQUEST
+from course_tools.grading.records import NotebookRun
+from course_tools.grading.scoring import PASSED
+from course_tools.grading.status import Status
+
+# Filled by GuardedExecute in the worker process, one record per executed notebook.
+RUNS: list[NotebookRun] = []
+# Filled by the recording process before it calls autograde: (student, notebook) -> the run.
+REPLAYS: dict[tuple[str, str], NotebookRun] = {}
+
 
 MEMORY_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "bad_alloc")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+CELL_FRAME = re.compile(r"Cell In\[(\d+)\]")
+GUARD_SECONDS = 10
 
 
 def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
@@ -35,11 +64,30 @@ def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
 
 def cell_label(cell: nbformat.NotebookNode, index: int) -> str:
     """``grade_id`` of a cell, or ``cell <index>`` for cells without one."""
-    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+    return grade_id(cell) or f"cell {index}"
+
+
+def raised_in_student_code(traceback: list[str], execution_count: int | None) -> bool:
+    """True when a frame of another cell (the student's code) is on the failing stack."""
+    counts = {int(n) for n in CELL_FRAME.findall(ANSI.sub("", "\n".join(traceback)))}
+    return bool(counts - {execution_count})
+
+
+def hidden_outcome(reply: dict | None, execution_count: int | None) -> nbformat.NotebookNode:
+    """What feedback shows of a hidden part: pass, or fail with the assertion message or type."""
+    if reply is None:
+        return error_output("HiddenTestsNotRun", "the hidden tests could not run")
+    content = reply["content"]
+    if content.get("status") == "ok":
+        return nbformat.v4.new_output("stream", name="stdout", text="hidden tests: passed\n")
+    ename = content.get("ename", "Error")
+    if raised_in_student_code(content.get("traceback", []), execution_count):
+        return error_output(ename, "raised inside your code during the hidden tests")
+    return error_output(ename, content.get("evalue", ""))
 
 
 class GuardedExecute(Execute):
-    """nbgrader's ``Execute`` with a notebook wall-clock cap, dead-kernel handling and output caps."""
+    """nbgrader's ``Execute`` with verdicts, the interpreter guard, hidden parts and caps."""
 
     notebook_timeout = Integer(
         300, help="Wall-clock seconds for a whole notebook; later cells are not run."
@@ -50,26 +98,45 @@ class GuardedExecute(Execute):
     max_output_bytes = Integer(
         5_000_000, help="Bytes of rich output (figures) kept per cell; the rest is dropped."
     ).tag(config=True)
+    sandboxed = Bool(False, help="Kernels run in the bubblewrap sandbox, in cgroups.").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources=None, km=None):
-        """Run the notebook; record what went wrong in ``RUN_RECORDS``."""
+        """Run the notebook; record what happened in ``RUNS`` and the verdicts in ``resources``."""
         start = time.monotonic()
         self._deadline = start + self.notebook_timeout
         self._stopped = ""
         self._output_sizes: dict[int, int] = {}
-        self._record = {
-            "notebook": (resources or {}).get("nbgrader", {}).get("notebook", ""),
-            "stopped": "",
-            "timed_out": [],
-            "memory": [],
-            "raised": [],
-            "truncated": [],
-        }
+        self._last_reply: dict | None = None
+        info = (resources or {}).get("nbgrader", {})
+        self._run = NotebookRun(notebook=info.get("notebook", ""))
+        self._run.flags += audit_answers(nb)
+        group = cgroups.KernelGroup.create() if self.sandboxed else None
         try:
-            return super().preprocess(nb, resources, km)
+            with group or nullcontext():
+                nb, resources = super().preprocess(nb, resources, km)
         finally:
-            self._record["seconds"] = round(time.monotonic() - start, 2)
-            RUN_RECORDS.append(self._record)
+            if group is not None:
+                self._run.leftover_processes = group.leftover
+                if group.out_of_memory and not self._run.memory:
+                    self._run.memory.append("the kernel's process tree")
+                    if self._run.stopped == Status.KERNEL_DIED:
+                        self._run.stopped = Status.MEMORY
+            self._run.seconds = round(time.monotonic() - start, 2)
+            self._run.executed = nbformat.writes(nb)
+            RUNS.append(self._run)
+        resources[PASSED] = dict(self._run.passed)
+        return nb, resources
+
+    async def async_start_new_kernel(self, **kwargs):
+        """Start the kernel with its connection file in the runtime folder the sandbox binds."""
+        if self.sandboxed:
+            folder = Path(jupyter_runtime_dir())
+            self.km.connection_file = str(folder / f"kernel-{uuid.uuid4().hex[:12]}.json")
+        await super().async_start_new_kernel(**kwargs)
+
+    start_new_kernel = run_sync(async_start_new_kernel)
 
     def _get_timeout(self, cell):
         """The per-cell timeout, shortened so no cell runs past the notebook's deadline."""
@@ -81,43 +148,90 @@ class GuardedExecute(Execute):
         """Execute one cell unless the run has stopped; a dead or stuck kernel stops the run."""
         runnable = cell.cell_type == "code" and cell.source.strip()
         if runnable and not self._stopped and time.monotonic() >= self._deadline:
-            self._stop(f"the notebook ran past its {self.notebook_timeout} s limit", "timeout")
+            self._stop(f"the notebook ran past its {self.notebook_timeout} s limit", Status.TIMEOUT)
+        test = is_test_cell(cell)
+        if test:
+            self._run.passed[grade_id(cell)] = False
         if self._stopped:
             if runnable:
                 cell.outputs = [error_output("NotRun", f"not run: {self._stopped}")]
             return cell, self.resources
         try:
-            return super().preprocess_cell(cell, resources, index)
+            if test:
+                self._run_test_cell(cell, index)
+            else:
+                super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             cell.outputs.append(error_output("DeadKernelError", "the kernel died in this cell"))
-            self._stop(f"the kernel died in {cell_label(cell, index)}", "kernel-died")
+            self._stop(f"the kernel died in {cell_label(cell, index)}", Status.KERNEL_DIED)
         except CellTimeoutError:
-            self._kill_kernel()
             cell.outputs.append(error_output("CellTimeoutError", "the kernel stopped answering"))
-            self._record["timed_out"].append(cell_label(cell, index))
-            self._stop(f"the kernel stopped answering in {cell_label(cell, index)}", "timeout")
+            self._run.timed_out.append(cell_label(cell, index))
+            self._stop(f"the kernel stopped answering in {cell_label(cell, index)}", Status.TIMEOUT)
         return cell, self.resources
 
-    def _stop(self, reason: str, status: str) -> None:
+    def _run_test_cell(self, cell, index: int) -> None:
+        """Visible part, then hidden part, each after the guard; the verdict is both replies ok."""
+        visible, hidden = split_hidden(cell.source)
+        passed = self._part(cell, visible, index, store_history=True)
+        if hidden.strip() and passed:
+            part = copy.deepcopy(cell)
+            part.outputs = []
+            passed = self._part(part, hidden, index, store_history=False)
+            reply = self._last_reply
+            count = reply["content"].get("execution_count") if reply else None
+            cell.outputs.append(hidden_outcome(reply, count))
+        self._run.passed[grade_id(cell)] = passed
+
+    def _part(self, cell, source: str, index: int, store_history: bool) -> bool:
+        """Run ``source`` as ``cell`` after the guard; True when the kernel replied ``ok``."""
+        self._check_guard(cell_label(cell, index))
+        original = cell.source
+        cell.source = source
+        self._last_reply = None
+        try:
+            self.execute_cell(cell, index, store_history=store_history)
+        finally:
+            cell.source = original
+        reply = self._last_reply
+        return reply is not None and reply["content"].get("status") == "ok"
+
+    def _check_guard(self, label: str) -> None:
+        """Ask the kernel's guard to restore the interpreter; flag what it found or its silence."""
+        changed = run_sync(self._ask_guard)()
+        if changed is None:
+            self._flag(f"the interpreter guard did not answer before {label}")
+        elif changed:
+            self._flag(f"before {label} the grader had to restore {', '.join(changed)}")
+
+    async def _ask_guard(self) -> list[str] | None:
+        message = self.kc.session.msg(REQUEST, {})
+        self.kc.shell_channel.send(message)
+        deadline = time.monotonic() + GUARD_SECONDS
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                reply = await self.kc.shell_channel.get_msg(timeout=remaining)
+            except queue.Empty:
+                return None
+            if reply["parent_header"].get("msg_id") == message["header"]["msg_id"]:
+                changed = reply["content"].get("changed")
+                return [str(c) for c in changed] if isinstance(changed, list) else None
+        return None
+
+    def _flag(self, reason: str) -> None:
+        if reason not in self._run.flags:
+            self._run.flags.append(reason)
+
+    def _stop(self, reason: str, status: Status) -> None:
         """Run no further cell."""
         self._stopped = reason
-        self._record["stopped"] = status
-        self._record["reason"] = reason
-
-    def _kill_kernel(self) -> None:
-        """SIGKILL the kernel's process group (it ignored the interrupt)."""
-        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
-        if pid:
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                    return
-                except OSError:
-                    continue
+        self._run.stopped = status
+        self._run.reason = reason
 
     def on_cell_executed(self, **kwargs):
-        """Record timeouts, memory errors and exceptions, as nbgrader's ``Execute`` shows them."""
+        """Keep the reply for the verdict; record timeouts, memory errors and exceptions."""
         super().on_cell_executed(**kwargs)
+        self._last_reply = kwargs["execute_reply"]
         content = kwargs["execute_reply"]["content"]
         if content.get("status") != "error":
             return
@@ -125,13 +239,14 @@ class GuardedExecute(Execute):
         text = f"{content.get('ename', '')}: {content.get('evalue', '')}"
         if content.get("ename") == "CellTimeoutError":
             if time.monotonic() >= self._deadline:  # which cell the cap hits depends on timing
-                self._stop(f"the notebook ran past its {self.notebook_timeout} s limit", "timeout")
+                limit = f"the notebook ran past its {self.notebook_timeout} s limit"
+                self._stop(limit, Status.TIMEOUT)
             else:
-                self._record["timed_out"].append(label)
+                self._run.timed_out.append(label)
         elif any(marker in text for marker in MEMORY_MARKERS):
-            self._record["memory"].append(label)
-        elif not is_grade(kwargs["cell"]):
-            self._record["raised"].append(f"{label} ({content.get('ename', 'error')})")
+            self._run.memory.append(label)
+        elif not is_test_cell(kwargs["cell"]):
+            self._run.raised.append(f"{label} ({content.get('ename', 'error')})")
 
     def output(self, outs, msg, display_id, cell_index):
         """Keep at most ``max_text_bytes`` of text and ``max_output_bytes`` of other output per cell."""
@@ -158,38 +273,27 @@ class GuardedExecute(Execute):
     def _truncate(self, outs, cell_index: int) -> None:
         """Note once per cell that output was dropped."""
         label = f"cell {cell_index}"
-        if label not in self._record["truncated"]:
-            self._record["truncated"].append(label)
-            outs.append(
-                nbformat.v4.new_output(
-                    "stream", name="stderr", text="\n[grader: output truncated, too long]\n"
-                )
-            )
+        if label not in self._run.truncated:
+            self._run.truncated.append(label)
+            notice = "\n[grader: output truncated, too long]\n"
+            outs.append(nbformat.v4.new_output("stream", name="stdout", text=notice))
 
 
 class ReplayExecute(NbGraderPreprocessor):
-    """Stands in for ``Execute``: copies outputs from ``<executed_directory>/<student>/<assignment>/``."""
-
-    executed_directory = Unicode("", help="Where the workers' executed notebooks are.").tag(
-        config=True
-    )
+    """Stands in for ``Execute``: copies outputs and verdicts from the worker's report."""
 
     def preprocess(self, nb, resources):
         """Give every code cell the outputs the worker recorded; refuse a notebook that differs."""
         info = resources["nbgrader"]
-        path = (
-            Path(self.executed_directory)
-            / info["student"]
-            / info["assignment"]
-            / f"{info['notebook']}.ipynb"
-        )
-        executed = nbformat.read(path, as_version=4)
+        run = REPLAYS[(info["student"], info["notebook"])]
+        executed = nbformat.reads(run.executed, as_version=4)
         if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
-            raise ValueError(f"{path} is not the notebook being graded")
+            raise ValueError(f"the worker's run of {info['notebook']} is not the notebook graded")
         for cell, done in zip(nb.cells, executed.cells, strict=True):
             if cell.cell_type == "code":
                 cell.outputs = done.outputs
                 cell.execution_count = done.execution_count
         if "language_info" in executed.metadata:
             nb.metadata["language_info"] = executed.metadata["language_info"]
+        resources[PASSED] = dict(run.passed)
         return nb, resources

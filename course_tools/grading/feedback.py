@@ -1,5 +1,8 @@
 """Feedback preprocessor: outputs of test cells never quote their hidden tests.
 
+The grader already replaces the output of a hidden part by pass or fail and a message
+(:mod:`course_tools.grading.execute`); this is the second line of defence.
+
 nbgrader's ``ClearHiddenTests`` removes the hidden block from a test cell's source, but the cell's
 error traceback still prints the failing hidden line (and the lines around it). Placed before
 ``ClearHiddenTests``, :class:`HideHiddenTestOutput` cuts every traceback of a cell that has hidden
@@ -11,22 +14,10 @@ import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
-from traitlets import Unicode
+
+from course_tools.grading.cells import HIDDEN_BEGIN, hidden_lines
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def hidden_lines(source: str, begin: str, end: str) -> list[str]:
-    """The stripped, non-trivial lines between the hidden-test delimiters of a cell source."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside and len(line.strip()) >= 4:
-            lines.append(line.strip())
-    return lines
 
 
 def scrub(text: str, secret: list[str]) -> str:
@@ -43,15 +34,12 @@ def scrub(text: str, secret: list[str]) -> str:
 class HideHiddenTestOutput(NbGraderPreprocessor):
     """Shorten tracebacks and scrub outputs of test cells that contain hidden tests."""
 
-    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
-    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
-
     def preprocess_cell(self, cell, resources, index):
         """Leave cells without hidden tests alone."""
         if cell.cell_type != "code" or not is_grade(cell):
             return cell, resources
-        secret = hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
-        if self.begin_test_delimeter not in cell.source:
+        secret = hidden_lines(cell.source)
+        if HIDDEN_BEGIN not in cell.source:
             return cell, resources
         for output in cell.get("outputs", []):
             if output.output_type == "error":

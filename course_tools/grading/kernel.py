@@ -1,14 +1,18 @@
-"""A Python kernel with a memory cap, for grading untrusted submissions.
+"""The grading kernel: limits, an unprivileged uid, the interpreter guard, then ipykernel.
 
-``python -m course_tools.grading.kernel --memory-mb 4096 -f CONNECTION_FILE`` caps the kernel's
-address space (``RLIMIT_AS``, inherited by its children) and then starts ipykernel as usual, so an
-allocation past the cap raises ``MemoryError`` (or torch's "can't allocate memory") in the student's
-cell instead of swapping the grading machine to death. :func:`install_kernelspec` writes the
-kernelspec that nbgrader's ``Execute`` starts while grading.
+Started inside the sandbox by :mod:`course_tools.grading.sandbox` (or directly, without a sandbox,
+when the instructor chose ``--no-sandbox``)::
+
+    python -m course_tools.grading.kernel --spec JSON -f CONNECTION_FILE
+
+It sets per-process limits (address space, file size, core files, and the process count when no
+cgroup caps it), drops root for the spec's uid, and starts ipykernel with
+:mod:`course_tools.grading.kernel_guard` loaded as an extension before any student code runs.
 """
 
 import argparse
 import json
+import os
 import resource
 import sys
 from pathlib import Path
@@ -17,45 +21,67 @@ KERNEL_NAME = "mcl-grading"
 DEFAULT_MEMORY_MB = 4096
 
 
-def cap_memory(megabytes: int) -> None:
-    """Cap this process's virtual memory at ``megabytes`` (hard limit: the student cannot raise it)."""
-    limit = megabytes * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing kernel leaves no core file
+def set_limits(memory_mb: int, max_file_mb: int, max_processes: int) -> None:
+    """Hard per-process limits the student cannot raise (cgroups cap the whole tree as well)."""
+    limits = {
+        resource.RLIMIT_AS: memory_mb * 2**20,
+        resource.RLIMIT_FSIZE: max_file_mb * 2**20,
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_NPROC: max_processes,
+    }
+    for which, value in limits.items():
+        resource.setrlimit(which, (value, value))
 
 
-def install_kernelspec(
-    data_dir: Path, memory_mb: int = DEFAULT_MEMORY_MB, name: str = KERNEL_NAME
-) -> Path:
-    """Write ``<data_dir>/kernels/<name>/kernel.json`` for this wrapper; put ``data_dir`` on JUPYTER_PATH."""
-    folder = Path(data_dir) / "kernels" / name
+def drop_root(uid: int) -> None:
+    """Become ``uid`` for good (no supplementary groups, no capabilities left)."""
+    if os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def install_kernelspec(data_dir: Path, sandboxed: bool, memory_mb: int = DEFAULT_MEMORY_MB) -> Path:
+    """Write ``<data_dir>/kernels/mcl-grading/kernel.json``; put ``data_dir`` on JUPYTER_PATH.
+
+    Sandboxed, the kernelspec starts the launcher, which reads its limits from the environment
+    (:class:`course_tools.grading.sandbox.SandboxSpec`); otherwise the kernel itself with the
+    memory cap. Interrupts go as messages: a signal would reach bwrap, not the kernel.
+    """
+    folder = Path(data_dir) / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [
-            sys.executable,
-            "-m",
-            "course_tools.grading.kernel",
-            "--memory-mb",
-            str(memory_mb),
-            "-f",
-            "{connection_file}",
-            "--IPKernelApp.log_level=ERROR",  # not the TCP-without-encryption warning per kernel
-        ],
-        "display_name": f"Python 3 (grading, {memory_mb} MB cap)",
+    if sandboxed:
+        argv = [sys.executable, "-m", "course_tools.grading.sandbox"]
+    else:
+        spec = json.dumps({"memory_mb": memory_mb, "max_processes": 4096, "max_file_mb": 1024})
+        argv = [sys.executable, "-m", "course_tools.grading.kernel", "--spec", spec]
+    spec_json = {
+        "argv": [*argv, "-f", "{connection_file}"],
+        "display_name": "Python 3 (grading)",
         "language": "python",
+        "interrupt_mode": "message",
         "metadata": {"debugger": False},
     }
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    (folder / "kernel.json").write_text(json.dumps(spec_json, indent=1) + "\n")
     return folder
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Apply the memory cap, then hand the remaining arguments to ipykernel."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB)
+    """Apply the limits, drop root, then hand the remaining arguments to ipykernel."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", required=True, help="JSON of SandboxSpec fields")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    cap_memory(args.memory_mb)
-    sys.argv = [sys.argv[0], *rest]
+    spec = json.loads(args.spec)
+    set_limits(spec["memory_mb"], spec["max_file_mb"], spec["max_processes"])
+    if "uid" in spec:
+        drop_root(spec["uid"])
+    sys.argv = [
+        sys.argv[0],
+        *rest,
+        "--IPKernelApp.log_level=ERROR",
+        "--IPKernelApp.extensions=['course_tools.grading.kernel_guard']",
+    ]
     from ipykernel.kernelapp import launch_new_instance
 
     launch_new_instance()

@@ -8,7 +8,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_tools.grading.checks import NOT_GRADED
+from course_tools.grading.status import Status
 
 FIXED_COLUMNS = ("student_id", "status", "total", "max_total")
 LAST_COLUMNS = ("needs_manual_grade", "message")
@@ -30,20 +30,20 @@ class SheetRow:
     """One student's line of the sheet."""
 
     student: str
-    status: str
+    status: Status
     message: str = ""
     scores: dict[str, float | None] = field(default_factory=dict)  # by column; None: no score
     needs_manual: list[str] = field(default_factory=list)
 
     @property
     def graded(self) -> bool:
-        """True when the submission was graded (its scores are meaningful)."""
-        return self.status not in NOT_GRADED
+        """True when the submission was executed (its scores are meaningful)."""
+        return Status(self.status).graded
 
     @property
     def total(self) -> float | None:
-        """Sum of the exercise scores, or None when not graded."""
-        return sum(s or 0.0 for s in self.scores.values()) if self.graded else None
+        """Sum of the exercise scores; None when not graded or held for review (flagged)."""
+        return sum(s or 0.0 for s in self.scores.values()) if Status(self.status).counts else None
 
 
 def exercises(db_url: str, course_id: str, assignment: str) -> list[Exercise]:
@@ -70,7 +70,7 @@ def read_scores(gb, assignment: str, student: str, wanted: list[Exercise]) -> Sh
     """A student's scores from an open Gradebook (status left for the caller)."""
     from nbgrader.api import MissingEntry
 
-    row = SheetRow(student, "graded")
+    row = SheetRow(student, Status.GRADED)
     for exercise in wanted:
         try:
             grade = gb.find_grade(exercise.grade_id, exercise.notebook, assignment, student)

@@ -1,9 +1,9 @@
-"""A worker process of a grading run: runs nbgrader autograde on its own copy of the gradebook.
+"""A worker process of a grading run: executes submissions and writes their feedback.
 
 Each worker has a private course root whose ``gradebook.db`` is a snapshot of the real one, so
-workers never write to the same sqlite file. They leave the executed notebooks in a shared folder
-(one sub-folder per student, each student handled by exactly one worker); the main process then
-records the scores in the real gradebook, one student at a time.
+workers never write to the same sqlite file. It runs nbgrader's ``autograde`` (execution guarded,
+in the sandbox) and ``generate_feedback`` there, and returns a :class:`WorkerReport` holding every
+verdict and the executed notebooks; the main process records the scores from that report alone.
 """
 
 import os
@@ -14,6 +14,13 @@ from pathlib import Path
 
 from course_tools.course import nbgrader_api
 from course_tools.grading.config import Limits, grading_config, use_grading_kernel
+from course_tools.grading.records import WorkerReport
+from course_tools.grading.sandbox import (
+    SPEC_VARIABLE,
+    SandboxSpec,
+    course_environment,
+    package_dirs,
+)
 
 _API = None
 
@@ -24,6 +31,22 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def sandbox_spec(runtime: Path, limits: Limits, uid: int) -> SandboxSpec:
+    """The sandbox of this worker's kernels: its connection folder, the limits, its own uid."""
+    runtime.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(runtime, uid, uid)  # the kernel makes its ipc sockets here
+    runtime.chmod(0o700)
+    packages = package_dirs()
+    return SandboxSpec(
+        memory_mb=limits.memory_mb,
+        uid=uid,
+        readable=course_environment() + packages,
+        writable=str(runtime),
+        pythonpath=tuple(dict.fromkeys(str(Path(p).parent) for p in packages)),
+    )
+
+
 def start(
     scratch: str,
     gradebook: str,
@@ -31,6 +54,7 @@ def start(
     directories: dict[str, str],
     limits: Limits,
     threads: int,
+    uid: int,
 ) -> None:
     """Pool initializer: a private course root with ``gradebook`` copied (or shared, if not sqlite)."""
     global _API
@@ -41,6 +65,10 @@ def start(
         shutil.copy(gradebook.removeprefix("sqlite:///"), own / "gradebook.db")
         gradebook = f"sqlite:///{own / 'gradebook.db'}"
     use_grading_kernel(Path(scratch) / "jupyter", threads)
+    runtime = own / "runtime"
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    if limits.sandbox:
+        os.environ[SPEC_VARIABLE] = sandbox_spec(runtime, limits, uid).to_env()
     config = grading_config(Path(root), limits, **directories)
     config.CourseDirectory.db_url = gradebook
     _API = nbgrader_api(config)
@@ -56,30 +84,28 @@ def error_summary(result: dict) -> str:
     return "nbgrader autograde failed"
 
 
-def execute(assignment: str, student: str) -> dict:
+def execute(assignment: str, student: str) -> WorkerReport:
     """Autograde one student's staged submission and write its feedback; report what happened.
 
     The feedback comes from this worker's gradebook copy, which holds the same scores as the real
-    one will: the same notebook, nbgrader's own ``SaveAutoGrades``, the manual grades of the
-    snapshot. Writing it here keeps the main process's serial work down to recording the scores.
+    one will: the same verdicts, the manual grades of the snapshot. Writing it here keeps the main
+    process's serial work down to recording the scores.
     """
-    from course_tools.grading.execute import RUN_RECORDS
+    from course_tools.grading.execute import RUNS
 
-    RUN_RECORDS.clear()
+    RUNS.clear()
     start_time = time.perf_counter()
     result = _API.autograde(assignment, student, force=True, create=True)
-    seconds = round(time.perf_counter() - start_time, 2)
-    report = {
-        "student": student,
-        "success": bool(result["success"]),
-        "error": "" if result["success"] else error_summary(result),
-        "records": list(RUN_RECORDS),
-        "seconds": seconds,
-        "feedback_error": "",
-    }
-    if result["success"]:
+    report = WorkerReport(
+        student=student,
+        success=bool(result["success"]),
+        error="" if result["success"] else error_summary(result),
+        runs=list(RUNS),
+        seconds=round(time.perf_counter() - start_time, 2),
+    )
+    if report.success:
         feedback = _API.generate_feedback(assignment, student, force=True)
         if not feedback["success"]:
-            report["feedback_error"] = error_summary(feedback)
-    report["feedback_seconds"] = round(time.perf_counter() - start_time - seconds, 2)
+            report.feedback_error = error_summary(feedback)
+    report.feedback_seconds = round(time.perf_counter() - start_time - report.seconds, 2)
     return report

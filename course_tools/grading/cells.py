@@ -1,0 +1,93 @@
+"""The one reader of nbgrader cell metadata and hidden-test markers, shared by tools and tests."""
+
+from nbformat import NotebookNode
+from nbgrader.utils import is_grade, is_locked, is_solution
+
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
+HIDDEN_END = "END HIDDEN TESTS"
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+_FLAGS = ("grade", "solution", "locked", "task")
+
+
+class MetadataError(ValueError):
+    """A cell's nbgrader metadata is not what nbgrader expects (types, ids)."""
+
+
+def metadata_problem(cell: NotebookNode) -> str | None:
+    """Why ``cell``'s ``metadata.nbgrader`` would crash nbgrader, or None when it is fine."""
+    meta = cell.get("metadata", {}).get("nbgrader")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        return f"its nbgrader metadata is a {type(meta).__name__}, not an object"
+    for flag in _FLAGS:
+        if flag in meta and not isinstance(meta[flag], bool):
+            return f"nbgrader.{flag} is {meta[flag]!r}, not true/false"
+    grade_id = meta.get("grade_id")
+    if grade_id is not None and not (isinstance(grade_id, str) and grade_id):
+        return f"nbgrader.grade_id is {grade_id!r}, not a non-empty string"
+    points = meta.get("points")
+    if points is not None and (isinstance(points, bool) or not isinstance(points, int | float)):
+        return f"nbgrader.points is {points!r}, not a number"
+    return None
+
+
+def grade_id(cell: NotebookNode) -> str | None:
+    """The cell's nbgrader ``grade_id``, or None (metadata must have passed ``metadata_problem``)."""
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return meta.get("grade_id") or None if isinstance(meta, dict) else None
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    """An autograded test cell: a graded code cell that is not an answer."""
+    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
+
+
+def is_answer_cell(cell: NotebookNode) -> bool:
+    """A cell the student writes (code or written answer)."""
+    return bool(is_solution(cell))
+
+
+def is_manual_cell(cell: NotebookNode) -> bool:
+    """A graded answer a person scores (nbgrader: grade and solution)."""
+    return bool(is_grade(cell) and is_solution(cell))
+
+
+def split_hidden(source: str) -> tuple[str, str]:
+    """``(visible, hidden)`` parts of a test cell; marker lines belong to neither."""
+    visible, hidden, inside = [], [], False
+    for line in source.splitlines():
+        if HIDDEN_BEGIN in line:
+            inside = True
+        elif HIDDEN_END in line:
+            inside = False
+        else:
+            (hidden if inside else visible).append(line)
+    return "\n".join(visible), "\n".join(hidden)
+
+
+def hidden_lines(source: str) -> list[str]:
+    """The stripped lines of the hidden part that are long enough to be recognised if quoted."""
+    return [line.strip() for line in split_hidden(source)[1].splitlines() if len(line.strip()) >= 4]
+
+
+def released_source(source: str) -> str:
+    """A cell source as students see it: hidden tests removed, trailing whitespace normalised."""
+    visible = split_hidden(source)[0]
+    return "\n".join(line.rstrip() for line in visible.splitlines()).strip()
+
+
+__all__ = [
+    "MetadataError",
+    "grade_id",
+    "hidden_lines",
+    "is_answer_cell",
+    "is_grade",
+    "is_locked",
+    "is_manual_cell",
+    "is_solution",
+    "is_test_cell",
+    "metadata_problem",
+    "released_source",
+    "split_hidden",
+]

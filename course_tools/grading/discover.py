@@ -1,0 +1,85 @@
+"""Find the submissions of an assignment and stage the ones to execute."""
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from course_tools.grading.checks import NotebookCheck
+from course_tools.grading.status import Status
+
+
+def roster(db_url: str, course_id: str) -> list[str]:
+    """Student ids known to the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, course_id) as gb:
+        return sorted(s.id for s in gb.students)
+
+
+def discover(
+    assignment: str, submitted: Path, db_url: str, course_id: str, only: list[str] | None
+) -> dict[str, Path | None]:
+    """``{student: submission folder}``; students of the gradebook without one map to None.
+
+    Folders are listed, never globbed with a student id, and symbolic links are not followed.
+    """
+    found = {}
+    if submitted.is_dir():
+        for student_dir in sorted(submitted.iterdir(), key=lambda p: p.name):
+            folder = student_dir / assignment
+            if not student_dir.is_symlink() and student_dir.is_dir() and folder.is_dir():
+                found[student_dir.name] = folder
+    if only:
+        return {s: found.get(s) for s in only}
+    for student in roster(db_url, course_id):
+        found.setdefault(student, None)
+    return dict(sorted(found.items()))
+
+
+def stage(
+    student: str, checks: list[NotebookCheck], assignment: str, submitted: Path, staging: Path
+) -> list[str]:
+    """Copy the notebooks that passed the checks (and a readable ``timestamp.txt``) for the workers.
+
+    Returns notes for the sheet (a timestamp that could not be read is left out, not fatal).
+    """
+    target = staging / student / assignment
+    target.mkdir(parents=True, exist_ok=True)
+    for check in checks:
+        if check.status == Status.OK:
+            shutil.copyfile(check.path, target / check.path.name, follow_symlinks=False)
+    timestamp = submitted / student / assignment / "timestamp.txt"
+    if not os.path.lexists(timestamp):
+        return []
+    if readable_timestamp(timestamp):
+        shutil.copyfile(timestamp, target / "timestamp.txt", follow_symlinks=False)
+        return []
+    return ["timestamp.txt could not be read: graded without a submission time"]
+
+
+def readable_timestamp(path: Path) -> bool:
+    """True for a small regular file holding a time nbgrader can parse."""
+    from nbgrader.utils import parse_utc
+
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 100:
+        return False
+    try:
+        parse_utc(path.read_text(encoding="utf-8").strip())
+    except (ValueError, OverflowError, UnicodeDecodeError, TypeError):
+        return False
+    return True
+
+
+def snapshot_gradebook(db_url: str, scratch: Path) -> str:
+    """A consistent copy of an sqlite gradebook for the workers (other databases are shared)."""
+    if not db_url.startswith("sqlite:///"):
+        return db_url
+    copy = scratch / "gradebook-snapshot.db"
+    source = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return f"sqlite:///{copy}"

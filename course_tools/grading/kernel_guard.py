@@ -1,0 +1,156 @@
+"""Inside the grading kernel: put back what student code may have hooked, before each test cell.
+
+Loaded as an IPython extension when the kernel starts, before any student code, it records the
+pristine interpreter: display and exception hooks, trace and profile functions, builtins, IPython's
+AST and input transformers, event callbacks, ``ast_node_interactivity`` and the shell and kernel
+methods that run a cell. The grader sends ``mcl_guard_request`` on the shell channel before every
+test cell; the reply lists what was found changed (and has been put back). A reply that does not
+come, or that lists anything, flags the submission for review.
+"""
+
+import builtins
+import sys
+import threading
+
+REQUEST = "mcl_guard_request"
+REPLY = "mcl_guard_reply"
+SHELL_METHODS = (
+    "run_cell",
+    "run_cell_async",
+    "run_ast_nodes",
+    "run_code",
+    "transform_cell",
+    "transform_ast",
+    "showtraceback",
+    "_showtraceback",
+    "showsyntaxerror",
+)
+KERNEL_METHODS = ("do_execute", "execute_request", "dispatch_shell")
+TRUSTED_CALLBACK_MODULES = ("IPython", "ipykernel", "matplotlib", "matplotlib_inline", "ipywidgets")
+
+
+class Guard:
+    """The pristine state of one kernel and the means to restore it."""
+
+    def __init__(self, shell) -> None:
+        self.shell = shell
+        self.kernel = getattr(shell, "kernel", None)
+        self.displayhook = sys.displayhook
+        self.excepthook = sys.excepthook
+        self.builtins = dict(builtins.__dict__)
+        self.ast_transformers = list(shell.ast_transformers)
+        self.input_post = list(shell.input_transformers_post)
+        manager = shell.input_transformer_manager
+        self.cleanup = list(manager.cleanup_transforms)
+        self.line = list(manager.line_transforms)
+        self.interactivity = shell.ast_node_interactivity
+        # IPython adds and removes these around every cell (its builtin trap)
+        self.managed = set(getattr(shell.builtin_trap, "auto_builtins", {})) | {"exit", "quit"}
+        self.displayhook_object = shell.displayhook
+        self.trap_hook = shell.display_trap.hook
+        self.shell_methods = self._methods(shell, SHELL_METHODS)
+        self.kernel_methods = self._methods(self.kernel, KERNEL_METHODS) if self.kernel else {}
+
+    @staticmethod
+    def _methods(obj, names: tuple[str, ...]) -> dict[str, tuple]:
+        """``{name: (the class's function, the instance's own value or None)}``."""
+        return {n: (getattr(type(obj), n), vars(obj).get(n)) for n in names}
+
+    def restore(self) -> list[str]:
+        """Put everything back; return what had been changed."""
+        found: list[str] = []
+        shell = self.shell
+        if sys.displayhook is not self.displayhook:
+            found.append("sys.displayhook")
+            sys.displayhook = self.displayhook
+        if shell.displayhook is not self.displayhook_object:
+            found.append("IPython displayhook")
+            shell.displayhook = self.displayhook_object
+        if shell.display_trap.hook is not self.trap_hook:
+            found.append("IPython display trap")
+            shell.display_trap.hook = self.trap_hook
+        if sys.excepthook is not self.excepthook:
+            found.append("sys.excepthook")
+            sys.excepthook = self.excepthook
+        if sys.gettrace() is not None or threading.gettrace() is not None:
+            found.append("a trace function")
+        if sys.getprofile() is not None or threading.getprofile() is not None:
+            found.append("a profile function")
+        sys.settrace(None)
+        sys.setprofile(None)
+        threading.settrace(None)
+        threading.setprofile(None)
+        found += self._restore_builtins()
+        for name, now, pristine in (
+            ("ast_transformers", shell.ast_transformers, self.ast_transformers),
+            ("input_transformers_post", shell.input_transformers_post, self.input_post),
+            (
+                "cleanup_transforms",
+                shell.input_transformer_manager.cleanup_transforms,
+                self.cleanup,
+            ),
+            ("line_transforms", shell.input_transformer_manager.line_transforms, self.line),
+        ):
+            if list(now) != pristine:
+                found.append(f"IPython {name}")
+                now[:] = pristine
+        if shell.ast_node_interactivity != self.interactivity:
+            found.append("IPython ast_node_interactivity")
+            shell.ast_node_interactivity = self.interactivity
+        found += self._restore_methods(shell, self.shell_methods, "shell")
+        if self.kernel is not None:
+            found += self._restore_methods(self.kernel, self.kernel_methods, "kernel")
+        found += self._remove_user_callbacks()
+        return found
+
+    def _restore_builtins(self) -> list[str]:
+        current = builtins.__dict__
+        pristine = {k: v for k, v in self.builtins.items() if k not in self.managed}
+        changed = [k for k, v in pristine.items() if current.get(k, object()) is not v]
+        added = [k for k in current if k not in self.builtins and k not in self.managed]
+        for key in added:
+            del current[key]
+        current.update(pristine)
+        if self.shell.user_ns.get("__builtins__") not in (builtins, builtins.__dict__):
+            self.shell.user_ns["__builtins__"] = builtins
+            changed.append("__builtins__")
+        return [f"builtins {', '.join(sorted(changed + added))}"] if changed or added else []
+
+    @staticmethod
+    def _restore_methods(obj, pristine: dict[str, tuple], label: str) -> list[str]:
+        found = []
+        for name, (method, own) in pristine.items():
+            if vars(obj).get(name) is not own:
+                found.append(f"{label}.{name}")
+                if own is None:
+                    delattr(obj, name)
+                else:
+                    setattr(obj, name, own)
+            if getattr(type(obj), name) is not method:
+                found.append(f"{label} class {name}")
+                setattr(type(obj), name, method)
+        return found
+
+    def _remove_user_callbacks(self) -> list[str]:
+        found = []
+        for event, callbacks in self.shell.events.callbacks.items():
+            for callback in list(callbacks):
+                module = getattr(callback, "__module__", None) or ""
+                if not module.startswith(TRUSTED_CALLBACK_MODULES):
+                    found.append(f"IPython {event} callback")
+                    callbacks.remove(callback)
+        return found
+
+
+def load_ipython_extension(shell) -> None:
+    """Record the pristine state and answer the grader's guard requests on the shell channel."""
+    guard = Guard(shell)
+    kernel = guard.kernel
+    if kernel is None:
+        return
+
+    def handle(stream, idents, parent) -> None:
+        content = {"changed": guard.restore()}
+        kernel.session.send(stream, REPLY, content, parent, ident=idents)
+
+    kernel.shell_handlers[REQUEST] = handle

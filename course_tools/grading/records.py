@@ -1,0 +1,40 @@
+"""Typed records that travel from a grading worker to the process that records and reports."""
+
+from dataclasses import dataclass, field
+
+from course_tools.grading.status import Status
+
+
+@dataclass
+class NotebookRun:
+    """How one notebook of one submission executed, as the worker observed it (not the kernel)."""
+
+    notebook: str
+    passed: dict[str, bool] = field(default_factory=dict)  # test cell grade_id -> ran to the end
+    stopped: Status | None = None  # TIMEOUT or KERNEL_DIED when later cells were not run
+    reason: str = ""
+    timed_out: list[str] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)
+    raised: list[str] = field(default_factory=list)  # non-test cells that raised
+    truncated: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # why a person must review the scores
+    leftover_processes: int = 0
+    seconds: float = 0.0
+    executed: str = ""  # the executed notebook (nbformat JSON) the scores and feedback come from
+
+
+@dataclass
+class WorkerReport:
+    """Everything a worker says about one submission; scores are recorded from this alone."""
+
+    student: str
+    success: bool
+    error: str = ""
+    runs: list[NotebookRun] = field(default_factory=list)
+    seconds: float = 0.0
+    feedback_error: str = ""
+    feedback_seconds: float = 0.0
+
+    def run_of(self, notebook: str) -> NotebookRun | None:
+        """The run of ``notebook``, if it was executed."""
+        return next((r for r in self.runs if r.notebook == notebook), None)

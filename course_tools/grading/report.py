@@ -1,0 +1,93 @@
+"""What the instructor reads: one progress line per submission, then the summary of the run."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_tools.grading.sheet import Exercise, SheetRow
+from course_tools.grading.status import Status
+
+
+@dataclass
+class GradeRun:
+    """The outcome of grading one assignment."""
+
+    assignment: str
+    sheet: Path
+    rows: list[SheetRow]
+    exercises: list[Exercise]
+    seconds: float = 0.0
+    workers: int = 0
+    sandboxed: bool = True
+    execution_seconds: dict[str, float] = field(default_factory=dict)  # per executed student
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run
+
+
+UNSANDBOXED = "UNSANDBOXED: student code ran with your rights"
+
+
+@dataclass
+class Progress:
+    """Prints one line per finished submission: ``[ 3/14] alice  graded  2/3  4.1 s``."""
+
+    total: int
+    say: object
+    sandboxed: bool = True
+    count: int = 0
+
+    def done(self, student: str, status: Status, score: str, seconds: float) -> None:
+        """Report one more finished submission."""
+        self.count += 1
+        width = len(str(self.total))
+        timing = f"{seconds:5.1f} s" if seconds else ""
+        warning = "" if self.sandboxed else f"  {UNSANDBOXED}"
+        self.say(
+            f"[{self.count:>{width}}/{self.total}] {student:<16} "
+            f"{status:<16} {score:>9} {timing}{warning}"
+        )
+
+
+def summary(run: GradeRun) -> str:
+    """Counts by status, failures and flags and why, pass rate of each exercise."""
+    graded = [r for r in run.rows if r.graded]
+    failed = [r for r in run.rows if not r.graded]
+    counts: dict[str, int] = {}
+    for row in run.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    lines = [
+        f"{run.assignment}: {len(run.rows)} student(s), {len(graded)} graded, "
+        f"{len(failed)} not graded ({run.seconds:.1f} s on {run.workers} worker(s))",
+        "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+    ]
+    if not run.sandboxed:
+        lines.insert(1, f"  {UNSANDBOXED} (--no-sandbox)")
+    for row in sorted(failed, key=lambda r: (r.status, r.student)):
+        lines.append(f"  not graded  {row.student}: {row.status} - {row.message}")
+    for row in sorted(graded, key=lambda r: r.student):
+        if row.status == Status.FLAGGED:
+            lines.append(f"  REVIEW      {row.student}: flagged - {row.message}")
+        elif row.status != Status.GRADED:
+            lines.append(f"  graded, but {row.student}: {row.status} - {row.message}")
+    if graded:
+        lines.append(f"  exercises ({len(graded)} graded submission(s)):")
+        for exercise in run.exercises:
+            if exercise.autograded:
+                passed = sum(r.scores.get(exercise.column) == exercise.max_score for r in graded)
+                lines.append(
+                    f"    {exercise.column:<32} {exercise.max_score:>4g} pts  "
+                    f"passed {passed}/{len(graded)} ({100 * passed / len(graded):.0f}%)"
+                )
+            else:
+                waiting = sum(exercise.column in r.needs_manual for r in graded)
+                lines.append(
+                    f"    {exercise.column:<32} {exercise.max_score:>4g} pts  "
+                    f"manual: {waiting} to grade in formgrader"
+                )
+    if run.execution_seconds:
+        times = sorted(run.execution_seconds.values())
+        lines.append(
+            f"  autograde per submission: median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s"
+        )
+    if run.phases:
+        lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items()))
+    lines.append(f"  grade sheet: {run.sheet}")
+    return "\n".join(lines)
