@@ -11,7 +11,7 @@
 #
 # A trained network stores every weight as a 32-bit float, yet it rarely needs that much
 # precision. **Quantization** stores numbers as small integers plus a floating-point *scale*:
-# 4x smaller at 8 bits, and integer arithmetic that CPUs run faster. In this notebook you start
+# 4x smaller at 8 bits, and integer arithmetic that CPUs can run faster. In this notebook you start
 # from the seed script's `simulate_int8_quantization` and build, one piece at a time, what real
 # INT8 inference uses:
 #
@@ -26,9 +26,24 @@
 #
 # **How to start.** Open this notebook from JupyterLab started with `make lab` in the repository
 # root (it creates `.venv` and installs the course package `lab_utils`), and pick the kernel
-# "Python 3". Fill in every cell that says `YOUR CODE HERE`, then run the test cell right below it:
-# a silent cell passed, an `AssertionError` tells you what to fix. More tests run at grading time.
-# The whole notebook runs in well under a minute on a laptop CPU.
+# "Python 3". Nothing is trained here: the notebook loads the course's pretrained digits teacher.
+#
+# **Exercises.** Seven functions to write, each in a cell that says `YOUR CODE HERE`; run the test
+# cell right below it: it prints what it compared, and an `AssertionError` tells you what to fix.
+# More (hidden) tests of the same behaviour run at grading time, so read each docstring carefully.
+# One written question is graded by hand.
+#
+# | exercise | function | points |
+# | --- | --- | --- |
+# | 1 | `simulate_int8_quantization(tensor)` | 2 |
+# | 2a | `quantize_per_channel(weight, axis=0)` | 2 |
+# | 2b | `dequantize_per_channel(q, scale, axis=0)` | 1 |
+# | 3a | `quantize_affine(x, num_bits=8)` | 2 |
+# | 3b | `dequantize_affine(q, scale, zero_point)` | 1 |
+# | written | per-channel scales and an exact zero | 2 |
+# | 4 | `percentile_scale(x, percentile=99.99)` | 2 |
+# | 5 | `int8_linear(x, w_q, w_scale, bias=None)` | 3 |
+# | | **total** | **15** |
 
 # %%
 import copy
@@ -119,7 +134,10 @@ if not GRADING:
 # exactly on code $\pm 127$. With this scale $x_i/s$ never goes below $-127$, so code $-128$ stays
 # unused (many libraries use the "restricted" range $[-127, 127]$ on purpose); the clamp is a
 # guard for scales chosen some other way (section 4). Round with `torch.round`, which rounds
-# halves to the nearest even integer, like the hardware does.
+# halves to the nearest even integer ($0.5 \to 0$, $1.5 \to 2$, $2.5 \to 2$), as PyTorch's own
+# `torch.quantize_per_tensor` does. Not every library agrees on ties: gemmlowp and TensorFlow Lite
+# round halves *away from zero* when they requantize ($2.5 \to 3$). Ties are rare on real data,
+# but bit-exact tests must pick one rule, and this notebook's tests use `torch.round`.
 #
 # This "quantize then dequantize" round trip is called **fake quantization**: it keeps floats but
 # shows exactly the error that INT8 storage would introduce (Jacob et al., 2018, *Quantization and
@@ -280,7 +298,8 @@ def quantize_per_channel(weight: torch.Tensor, axis: int = 0) -> tuple[torch.Ten
             (not modified); ``axis`` may be negative.
     Returns:
         q: ``torch.int8`` tensor, same shape as ``weight``,
-            ``clamp(round(weight / scale_c), -128, 127)`` along ``axis``.
+            ``clamp(round(weight / scale_c), -128, 127)`` along ``axis`` (``torch.round``: halves
+            to the even neighbour).
         scale: float tensor ``[C]`` (dtype of ``weight``), ``max|weight|`` over every other
             dimension divided by 127; 1.0 for an all-zero channel (whose codes are 0).
     """
@@ -447,10 +466,13 @@ if not GRADING:
 # %% [markdown]
 # ## 3. Affine quantization: a zero point
 #
-# **Intuition.** After a GELU or ReLU, activations are almost all non-negative: a symmetric grid
-# spends half its 256 codes on negative values that never occur. An **affine** (asymmetric) grid
-# covers $[\text{lo}, \text{hi}]$ instead, with unsigned codes $0 \dots 255$ and an integer
-# **zero point** $z$: the code that means real 0 (Jacob et al., 2018).
+# **Intuition.** Some tensors have a strongly asymmetric range. A ReLU output is never negative; a
+# GELU output is negative for every negative input, but never below about $-0.17$ (its minimum,
+# near $x = -0.75$), while its positive side grows with the input. A symmetric grid
+# $[-\max|x|, \max|x|]$ spends about half its 256 codes on negative values that such a tensor
+# never takes. An **affine** (asymmetric) grid covers $[\text{lo}, \text{hi}]$ instead, with
+# unsigned codes $0 \dots 255$ and an integer **zero point** $z$: the code that means real 0
+# (Jacob et al., 2018).
 #
 # **Maths.** For $b$ bits, widen the range so that it contains 0, then
 #
@@ -482,10 +504,12 @@ def quantize_affine(x: torch.Tensor, num_bits: int = 8) -> tuple[torch.Tensor, f
     Inputs:
         x: float tensor of any shape (not modified); num_bits: 2 to 8.
     Returns:
-        q: ``torch.uint8`` tensor with the shape of ``x``, codes in ``[0, 2**num_bits - 1]``.
+        q: ``torch.uint8`` tensor with the shape of ``x``,
+            ``clamp(round(x / scale) + zero_point, 0, 2**num_bits - 1)``.
         scale: Python float ``(hi - lo) / (2**num_bits - 1)`` with ``lo = min(x.min(), 0)`` and
             ``hi = max(x.max(), 0)``; 1.0 if ``hi == lo``.
         zero_point: Python int ``round(-lo / scale)`` clamped to ``[0, 2**num_bits - 1]``.
+        ``round`` is ``torch.round`` (halves to the even neighbour) in both formulas.
     Raises:
         ValueError: if ``num_bits`` is not between 2 and 8.
     """
@@ -624,12 +648,13 @@ assert dequantize_affine(torch.tensor([7], dtype=torch.uint8), 1.0, 7).item() ==
 # %% [markdown]
 # **Error of each scheme on the teacher's weights and activations.** Forward hooks capture the
 # inputs of three Linear layers while the teacher classifies the digits test images: after a
-# LayerNorm (roughly symmetric), after the GELU inside the first FFN (mostly positive), and before
-# the classification head. The table gives the relative error $\|x-\hat x\|/\|x\|$ of 8-bit fake
-# quantization. For weights the error is pooled over all Linear matrices, each with its own
-# scale(s). The per-channel column for activations uses one scale per *feature*: accurate, but a
-# scale on the reduction axis cannot be factored out of the matrix product (section 2), so real
-# kernels do not use it.
+# LayerNorm (the input of `q_proj`), after the GELU inside the first FFN (the input of `ffn.2`), and
+# before the classification head. The table gives each tensor's range and the relative error
+# $\|x-\hat x\|/\|x\|$ of 8-bit fake quantization. For weights the error is pooled over all
+# Linear matrices, each with its own scale(s). The per-channel column for activations uses one
+# scale per *feature*; a scale on the reduction axis cannot be factored out of the matrix product
+# (section 2), so real kernels do not use it: the column only shows what it would buy. Which
+# tensors have an asymmetric range, and is that where the zero point lowers the error most?
 
 # %%
 if not GRADING:
@@ -677,31 +702,42 @@ if not GRADING:
                 total += w.norm().item() ** 2
         return {name: (value / total) ** 0.5 for name, value in sq.items()}
 
-    rows = [["all Linear weights", pooled_weight_errors(teacher)]]
+    all_weights = torch.cat(
+        [m.weight.detach().flatten() for m in teacher.modules() if isinstance(m, nn.Linear)]
+    )
+    rows = [["all Linear weights", all_weights, pooled_weight_errors(teacher)]]
     for site, label in ACTIVATION_SITES.items():
         # activations: channels are the features, the last dimension
-        rows.append([f"activations {label}", scheme_errors(captured[site].T.contiguous())])
+        acts = captured[site]
+        rows.append([f"activations {label}", acts, scheme_errors(acts.T.contiguous())])
+    schemes = ("per-tensor", "per-channel", "affine")
     show_table(
-        ["tensor", "per-tensor symmetric", "per-channel symmetric", "affine (zero point)"],
         [
-            [name] + [f"{errs[k]:.2%}" for k in ("per-tensor", "per-channel", "affine")]
-            for name, errs in rows
+            "tensor",
+            "min",
+            "max",
+            "per-tensor symmetric",
+            "per-channel symmetric",
+            "affine (zero point)",
+        ],
+        [
+            [name, f"{x.min():.3f}", f"{x.max():.3f}"] + [f"{errs[k]:.2%}" for k in schemes]
+            for name, x, errs in rows
         ],
     )
-    summary["per_tensor_weight_err"] = rows[0][1]["per-tensor"]
-    summary["per_channel_weight_err"] = rows[0][1]["per-channel"]
-    summary["affine_weight_err"] = rows[0][1]["affine"]
-    gelu = scheme_errors(captured["blocks.0.ffn.2"].T.contiguous())
-    summary["per_tensor_gelu_act_err"] = gelu["per-tensor"]
-    summary["affine_gelu_act_err"] = gelu["affine"]
+    for key, (_, x, errs) in zip(("weight", "ln_act", "gelu_act", "head_act"), rows, strict=True):
+        summary[f"{key}_min"], summary[f"{key}_max"] = x.min().item(), x.max().item()
+        for scheme in schemes:
+            summary[f"{scheme.replace('-', '_')}_{key}_err"] = errs[scheme]
 
-# %% [markdown] nbgrader={"grade": true, "grade_id": "per_channel_and_zero_question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
-# **Question (2 points, graded by hand).** (a) When does per-channel quantization of a weight
-# matrix clearly beat per-tensor quantization, and when does it make no difference? Why are
+# %% [markdown]
+# **Written question (2 points, graded by hand).** (a) When does per-channel quantization of a
+# weight matrix clearly beat per-tensor quantization, and when does it make no difference? Why are
 # per-output-channel scales free in an integer matrix multiply, while per-input-channel scales are
 # not? (b) Why must real 0 be exactly representable, and how does the affine scheme guarantee it?
-# Answer in a few sentences; you may point at the table and figures above.
-#
+# Answer in the cell below in a few sentences; you may point at the table and figures above.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "per_channel_and_zero_question", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Model answer.** (a) Per-channel wins when the output rows have very different ranges: a single
 # scale is set by the largest row, so rows with small weights get a coarse grid (few of the 255
 # levels) and a large *relative* error; with its own scale each row uses the full grid. If all
@@ -809,12 +845,22 @@ assert zero == 0.0, f"All zeros give scale 0.0 (no NaN), got {zero}."
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Error against percentile on a heavy-tailed tensor.** The tensor below has 100 000 ordinary values
-# (Gaussian) and 1 in 2 000 outliers 10 to 40 times larger, like the outlier features found in
-# large language models. For each percentile we clip to $\pm 127 s$ and quantize (your two
-# functions: clipping first, then `simulate_int8_quantization`, whose max-based scale is then
-# exactly $s$) and split the mean squared error into the rounding part (values inside the range)
-# and the clipping part (values outside).
+# **Error against percentile, two kinds of outliers.** The left panel uses a heavy-tailed tensor:
+# 100 000 ordinary values (Gaussian) and, at random positions, 1 in 2 000 values 10 to 40 times
+# larger. For each percentile we clip to $\pm 127 s$ and quantize (your two functions: clipping
+# first, then `simulate_int8_quantization`, whose max-based scale is then exactly $s$) and split
+# the mean squared error into the rounding part (values inside the range) and the clipping part
+# (values outside).
+#
+# Large language models have outliers of another kind: not scattered values but a few fixed
+# *feature dimensions* that are large for most tokens (next paragraph). The right panel repeats
+# the sweep on such a tensor: activations of 512 tokens by 256 features, Gaussian except 2 fixed
+# features that are 10 to 40 times larger for every token. Its dashed line is a different remedy,
+# the split of LLM.int8(): every feature with a value of magnitude 6 or more stays in float, the
+# other features share one INT8 scale (`simulate_int8_quantization`). On this tensor the split
+# lowers the error far more than any clipping threshold. Where is the best percentile on each
+# tensor, and how much does it gain over the max scale? Why can no clipping threshold remove the
+# cost of outlier features, while the split can?
 
 # %%
 if not GRADING:
@@ -822,51 +868,82 @@ if not GRADING:
     heavy = torch.randn(100_000, generator=gen)
     outliers = torch.rand(100_000, generator=gen) < 1 / 2000
     heavy[outliers] *= 10 + 30 * torch.rand(int(outliers.sum()), generator=gen)
+    features = torch.randn(512, 256, generator=gen)  # [tokens, features]
+    outlier_features = torch.randperm(256, generator=gen)[:2]
+    features[:, outlier_features] *= 10 + 30 * torch.rand(2, generator=gen)
     tail = torch.logspace(-4, 0.3, 25)  # 100 - percentile
-    rounding, clipping = [], []
-    for p in tqdm((100 - tail).tolist() + [100.0], desc="percentiles", leave=False):
-        s = percentile_scale(heavy, min(p, 100.0))
-        clipped = heavy.clamp(-127 * s, 127 * s)
-        err2 = (simulate_int8_quantization(clipped) - heavy) ** 2
-        inside = heavy.abs() <= 127 * s
-        rounding.append((err2 * inside).sum().item() / len(heavy))
-        clipping.append((err2 * ~inside).sum().item() / len(heavy))
-    total = [a + b for a, b in zip(rounding, clipping, strict=True)]
-    best = min(range(len(tail)), key=lambda i: total[i])
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    ax.loglog(tail, rounding[:-1], "C0-", label="rounding error (inside the range)")
-    ax.loglog(tail, clipping[:-1], "C3-", label="clipping error (outliers)")
-    ax.loglog(tail, total[:-1], "k-", lw=2, label="total")
-    ax.axhline(total[-1], color="grey", ls="--", label="max scale (no clipping)")
-    ax.plot(tail[best], total[best], "ko", ms=8, label=f"best: percentile {100 - tail[best]:.3f}")
-    ax.set(
-        title="INT8 error of a heavy-tailed tensor vs calibration percentile",
-        xlabel="100 - percentile (%), log scale: right = clip more",
-        ylabel="mean squared error",
-    )
-    ax.legend(fontsize=8)
+
+    def percentile_sweep(x: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Rounding and clipping MSE of ``x`` for each percentile of ``tail``, then for 100."""
+        rounding, clipping = [], []
+        for p in tqdm((100 - tail).tolist() + [100.0], desc="percentiles", leave=False):
+            s = percentile_scale(x, min(p, 100.0))
+            err2 = (simulate_int8_quantization(x.clamp(-127 * s, 127 * s)) - x) ** 2
+            inside = x.abs() <= 127 * s
+            rounding.append((err2 * inside).sum().item() / x.numel())
+            clipping.append((err2 * ~inside).sum().item() / x.numel())
+        return rounding, clipping
+
+    # LLM.int8() split: features with any |x| >= 6 stay in float (no error), the rest share a scale
+    in_float = (features.abs() >= 6).any(dim=0)
+    split = features.clone()
+    split[:, ~in_float] = simulate_int8_quantization(features[:, ~in_float])
+    split_mse = ((split - features) ** 2).mean().item()
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for ax, x, title, key in (
+        (axes[0], heavy, "scattered outliers (1 in 2000 values)", ""),
+        (axes[1], features, "outlier features (2 of 256 features)", "features_"),
+    ):
+        rounding, clipping = percentile_sweep(x)
+        total = [a + b for a, b in zip(rounding, clipping, strict=True)]
+        best = min(range(len(tail)), key=lambda i: total[i])
+        ax.loglog(tail, rounding[:-1], "C0-", label="rounding error (inside the range)")
+        ax.loglog(tail, clipping[:-1], "C3-", label="clipping error (outliers)")
+        ax.loglog(tail, total[:-1], "k-", lw=2, label="total")
+        ax.axhline(total[-1], color="grey", ls=":", label="max scale (no clipping)")
+        ax.plot(
+            tail[best], total[best], "ko", ms=8, label=f"best: percentile {100 - tail[best]:.3f}"
+        )
+        ax.set(title=title, xlabel="100 - percentile (%), log scale: right = clip more")
+        summary[f"{key}best_percentile"] = 100 - tail[best].item()
+        summary[f"{key}mse_best_percentile"] = total[best]
+        summary[f"{key}mse_max_scale"] = total[-1]
+        print(
+            f"{title}: max scale MSE {total[-1]:.2e}; best percentile {100 - tail[best]:.3f}: "
+            f"MSE {total[best]:.2e} ({total[-1] / total[best]:.2f}x lower)"
+        )
+    axes[1].axhline(split_mse, color="C2", ls="--", label="outlier features kept in float")
+    axes[0].set_ylabel("mean squared error")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     plt.show()
-    summary["outlier_fraction"] = outliers.float().mean().item()
-    summary["best_percentile"] = 100 - tail[best].item()
-    summary["best_percentile_tail"] = tail[best].item()  # 100 - best percentile
-    summary["mse_best_percentile"] = total[best]
-    summary["mse_max_scale"] = total[-1]
+    summary["features_kept_in_float"] = int(in_float.sum())
+    summary["features_mse_split"] = split_mse
     print(
-        f"max scale: MSE {total[-1]:.2e}; best percentile {100 - tail[best]:.3f}: MSE "
-        f"{total[best]:.2e} ({total[-1] / total[best]:.1f}x lower)"
+        f"split: {int(in_float.sum())} features kept in float, MSE {split_mse:.2e} "
+        f"({summary['features_mse_best_percentile'] / split_mse:.0f}x lower than the best percentile)"
     )
 
 # %% [markdown]
-# **What large models do about outliers.** In transformers beyond a few billion parameters a few
-# hidden features carry activations 20x to 100x larger than the rest, in every layer; clipping them
-# destroys accuracy, and keeping them stretches the grid for everyone else. **LLM.int8()**
-# (Dettmers et al., 2022) splits the matrix product: the handful of outlier feature columns run in
-# 16-bit floats, everything else in INT8 with one scale per row of activations and per column of
-# weights. **SmoothQuant** (Xiao et al., 2023) instead rescales: it divides each activation feature
-# $j$ by a factor $s_j$ and multiplies the matching weight column by the same $s_j$ (the product
-# $XW^\top$ is unchanged), with $s_j = \max|X_{:,j}|^{\alpha} / \max|W_{:,j}|^{1-\alpha}$. This moves
-# the outliers from the activations, which must share one scale, into the weights, which have
-# per-channel scales and tolerate them.
+# **What large models do about outliers.** From a few billion parameters on, transformers develop
+# *outlier features*: a handful of fixed hidden dimensions whose activations are tens of times
+# larger than the rest (SmoothQuant reports about 100x), for most tokens and in almost every layer.
+# Clipping them destroys accuracy, and keeping them stretches the grid for every other feature.
+# **LLM.int8()** (Dettmers et al., 2022) splits the matrix product: the few input features that
+# hold a value of magnitude 6 or more (those columns of the activations $X$, and the matching input
+# columns of $W$) are multiplied in 16-bit floats, everything else in INT8 with one scale per row of
+# $X$ (per token) and one per output channel of the weight (per row of our `W[out, in]`). Both
+# scales sit outside the sum over input features, so both factor out (section 2).
+# **SmoothQuant** (Xiao et al., 2023) rescales instead: it divides each activation feature $j$ by a
+# factor $s_j$ and multiplies the matching *input column* $W_{:,j}$ of the weight by the same
+# $s_j$, so $XW^\top$ is unchanged, with $s_j = \max|X_{:,j}|^{\alpha} / \max|W_{:,j}|^{1-\alpha}$
+# ($\alpha = 0.5$ by default). This migrates part of the outliers' range from the activations into
+# the weights. It works because weights are flat, with no outlier features of their own: a few
+# input columns grown by $s_j$ still leave every weight row with a range its INT8 grid handles,
+# while the activations, freed of their outlier features, get a much finer per-tensor grid. (The
+# per-output-channel scales of $W$ do not absorb $s_j$: an input column runs through every row.)
 
 # %% [markdown]
 # ## 5. An integer matrix multiply
@@ -879,10 +956,15 @@ if not GRADING:
 # y_j = \sum_k x_k W_{jk} + b_j \approx s_x\, s^w_j \underbrace{\sum_k q^x_k\, q^w_{jk}}_{\text{integer, int32}} + b_j .
 # $$
 #
-# Each product of two int8 codes needs up to 15 bits, and a sum of $K$ of them up to
-# $15 + \log_2 K$ bits: it overflows int8 (and int16) at once and loses exactness in float16
-# (11-bit mantissa), but int32 holds it for $K$ up to about 130 000. That is why INT8 hardware
-# multiplies in int8 and **accumulates in int32**, then rescales once per output.
+# How wide must the sum be? A product of two codes in $[-127, 127]$ is at most
+# $127^2 = 16\,129 < 2^{14}$ in magnitude, so it fits in 15 bits with the sign (code $-128$ would
+# make $(-128)^2 = 2^{14}$, one bit more). A sum of $K$ such products needs up to
+# $15 + \lceil\log_2 K\rceil$ bits. int8 overflows at the first product; int16 (largest value
+# 32 767) holds two products but can overflow at the third; float16, with an 11-bit significand,
+# cannot represent every integer above 2 048 and rounds the sum; int32 holds it for $K$ up to
+# $2^{31} / 127^2 \approx 133\,000$. That is why INT8 kernels multiply 8-bit codes and
+# **accumulate in int32**, then rescale once per output. Section 7 shows what happens when a CPU's
+# instructions put a 16-bit step in between.
 #
 # **Exercise 5 (3 points).** `int8_linear(x, w_q, w_scale, bias=None)`: quantize `x` per tensor as
 # in exercise 1 (`scale = max|x| / 127`, round, clamp to $[-128, 127]$; an all-zero `x` gives
@@ -901,12 +983,15 @@ def int8_linear(
     """A Linear layer computed with INT8 codes and int32 accumulation: ``[..., in] -> [..., out]``.
 
     Inputs:
-        x: float32 ``[..., in]`` (quantized per tensor inside; not modified).
+        x: float32 ``[..., in]`` (not modified), quantized inside with ONE scale for the whole
+            tensor, batch dimensions included: ``x_scale = max|x| / 127``,
+            ``q_x = clamp(round(x / x_scale), -128, 127)`` (``torch.round``: halves to the even
+            neighbour); an all-zero ``x`` gives codes 0, so the output is exactly ``bias`` (or 0).
         w_q: ``torch.int8`` weight codes ``[out, in]``; w_scale: float ``[out]`` (per output channel).
         bias: optional float ``[out]``, added after rescaling.
     Returns:
-        float32 ``[..., out]``: ``(q_x @ w_q.T)`` accumulated in int32, times ``x_scale * w_scale``,
-        plus ``bias``.
+        float32 ``[..., out]``: ``(q_x @ w_q.T)`` accumulated in int32, times ``x_scale * w_scale``
+        (``w_scale[j]`` scales output ``j``), plus ``bias``.
     Raises:
         ValueError: if ``x.shape[-1] != w_q.shape[1]``.
     """
@@ -1161,13 +1246,25 @@ if not GRADING:
 # %% [markdown]
 # ## 7. Real INT8 kernels
 #
-# PyTorch ships fast INT8 kernels for the CPU (the `x86` quantized engine, built on FBGEMM and
-# oneDNN, uses the VNNI int8 dot-product instructions of recent x86 CPUs).
+# PyTorch ships INT8 kernels for the CPU (the `x86` quantized engine, built on FBGEMM and oneDNN).
 # `torch.ao.quantization.quantize_dynamic` replaces every `nn.Linear` by a layer that stores INT8
 # weights and, at every call, quantizes the incoming activations per tensor with a scale measured
-# on the fly ("dynamic"): the recipe of your `int8_linear` in optimized code, except that the
-# activations get an affine grid (uint8 codes and a zero point, from their min and max) and the
-# weights, by default, one scale per tensor.
+# on the fly ("dynamic"), multiplies the integer codes with int32 accumulation and rescales: the
+# idea of your `int8_linear`, with three differences. The activations get an affine grid (uint8
+# codes and a zero point, from their min and max); the weights, by default, one scale per tensor;
+# and the activations get only **7 bits**: codes 0 to 127, not 0 to 255 (the layer calls its
+# kernel with `reduce_range=True`).
+#
+# Why throw a bit away? The accumulator of section 5, in silicon. FBGEMM's kernels for x86 CPUs
+# without the VNNI extension multiply uint8 activations by int8 weights with the AVX2 instruction
+# `vpmaddubsw`, which multiplies 8-bit pairs and adds each two neighbouring products into a
+# **saturating int16** before they are widened and summed in int32. With 8-bit activations two
+# products reach $2 \times 255 \times 128 = 65\,280$ in magnitude, far beyond int16's 32 767, and
+# the sum would silently stick at the limit; with 7-bit activations they stay within
+# $2 \times 127 \times 128 = 32\,512$. CPUs with VNNI (`vpdpbusd`) add four products straight
+# into int32 and would not need the spare bit, but the layer reduces the range on every CPU, so a
+# model gives the same numbers wherever it runs. The cell checks which grid the kernel used on
+# this machine by comparing one layer with two emulations of it.
 #
 # `torch.ao.quantization` now warns that it is deprecated in favour of the separate `torchao`
 # package; we hide exactly that warning (and its companion about quantized tensors) in `dynamic_int8`
@@ -1211,14 +1308,35 @@ def best_latency(
     return times
 
 
+def emulate_dynamic_linear(int8_layer: nn.Module, x: torch.Tensor, act_bits: int) -> torch.Tensor:
+    """A dynamic INT8 Linear in float: ``act_bits``-bit affine activations, its stored weight codes."""
+    x_hat = dequantize_affine(*quantize_affine(x, num_bits=act_bits))
+    return x_hat @ int8_layer.weight().dequantize().T + int8_layer.bias()
+
+
 if not GRADING:
-    torch.backends.quantized.engine = "x86"  # the default here; qnnpack is much slower on x86
+    torch.backends.quantized.engine = "x86"  # the default on x86 CPUs (qnnpack is meant for ARM)
     print("quantized engine:", torch.backends.quantized.engine)
     set_seed(SEED)
     toy = ToyTransformer().eval()
     toy_int8 = dynamic_int8(toy)
     toy_x = torch.randn(1, 16, toy.hidden_size)
     teacher_int8 = dynamic_int8(teacher)
+    # which activation grid did the kernel use? compare it with 7-bit and 8-bit emulations
+    kernel_layer, gelu_acts = teacher_int8.blocks[0].ffn[2], captured["blocks.0.ffn.2"]
+    y_kernel = kernel_layer(gelu_acts)
+    emulation_err = {
+        bits: relative_error(y_kernel, emulate_dynamic_linear(kernel_layer, gelu_acts, bits))
+        for bits in (7, 8)
+    }
+    act_bits = min(emulation_err, key=emulation_err.get)
+    print(
+        f"blocks[0].ffn[2] as dynamic INT8: relative difference {emulation_err[7]:.1e} from a "
+        f"7-bit emulation, {emulation_err[8]:.1e} from an 8-bit one: activations got {act_bits} bits"
+    )
+    summary["dynamic_int8_act_bits"] = act_bits
+    summary["dynamic_int8_emulation_err_7bit"] = emulation_err[7]
+    summary["dynamic_int8_emulation_err_8bit"] = emulation_err[8]
     teacher_x = test_images[:LATENCY_BATCH]
     toy_t = best_latency({"fp32": toy, "int8": toy_int8}, toy_x)
     # every teacher variant that runs its own kernels, timed in the same interleaved rounds
@@ -1264,10 +1382,11 @@ if not GRADING:
     summary["dynamic_int8_speedup_teacher"] = teacher_t["fp32"] / teacher_t["int8"]
 
 # %% [markdown]
-# **Where INT8 starts to pay.** Dynamic quantization adds work per call (measuring and quantizing
-# the activations, rescaling the outputs) and saves work per multiply-add. The figure times
-# FFN blocks `Linear(H, 4H) - GELU - Linear(4H, H)` on one sequence of 16 tokens (one thread)
-# for growing widths $H$; the dashed line marks "as fast as fp32".
+# **Where does INT8 start to pay?** Dynamic quantization adds work per call (measuring and
+# quantizing the activations, rescaling the outputs) and can save work per multiply-add. The
+# figure times FFN blocks `Linear(H, 4H) - GELU - Linear(4H, H)` on one sequence of 16 tokens (one
+# thread) for growing widths $H$; the dashed line marks "as fast as fp32". On this CPU, from which
+# width on is INT8 faster, and where do the teacher and the ToyTransformer sit?
 
 # %%
 if not GRADING:
