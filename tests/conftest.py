@@ -1,12 +1,15 @@
 """Shared fixtures: one release build per test session, shared by the pytest-xdist workers."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+from course_tools.course import Notebook
 from course_tools.release import generate
+from course_tools.run import execute
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,24 @@ def private_course(built_course, tmp_path) -> Path:
     root = tmp_path / "course"
     shutil.copytree(built_course, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(built_course) -> Callable[[Notebook], Path]:
+    """``run(nb)``: the solution notebook ``nb`` executed by papermill, once per test run.
+
+    The executed copy sits next to the shared build, so every xdist worker reuses the first run
+    (a file lock per notebook makes the others wait for it). Tests asserting a notebook's
+    ``summary`` share its ``xdist_group("papermill-<assignment>")`` to stay on that worker.
+    """
+    out_dir = built_course.parent / "executed"
+
+    def run(nb: Notebook) -> Path:
+        done = out_dir / nb.assignment / f"{nb.name}.done"
+        with FileLock(str(built_course.parent / f"executed-{nb.assignment}-{nb.name}.lock")):
+            if not done.exists():
+                execute(nb, out_dir=out_dir, progress=False)
+                done.touch()
+        return out_dir / nb.assignment / f"{nb.name}.ipynb"
+
+    return run

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from course_tools.course import RELEASE, Notebook, course_config, nbgrader_api, notebooks, submit
-from course_tools.run import execute, summary
+from course_tools.run import summary
 
 pytestmark = pytest.mark.notebooks
 
@@ -106,8 +106,13 @@ def test_autograde_gives_zero_to_the_untouched_release(private_course, nb):
     assert row["code_score"] == 0, row
 
 
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
-def test_papermill_runs_the_solution_headless(built_course, tmp_path, nb):
-    out = execute(nb, out_dir=tmp_path, progress=False)
-    values = summary(out)
+@pytest.mark.parametrize(
+    "nb",
+    [
+        pytest.param(nb, id=id_, marks=pytest.mark.xdist_group(f"papermill-{nb.assignment}"))
+        for nb, id_ in zip(NOTEBOOKS, IDS, strict=True)
+    ],
+)
+def test_papermill_runs_the_solution_headless(executed_notebook, nb):
+    values = summary(executed_notebook(nb))
     assert isinstance(values, dict) and values, "the summary cell printed no measured result"
