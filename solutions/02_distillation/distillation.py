@@ -9,7 +9,8 @@
 # %% [markdown]
 # # Knowledge distillation: a small model that learns from a big one
 #
-# A large model is accurate but slow and heavy; a small one is fast but, trained on its own, weaker.
+# A large model is accurate but costly to run; a small one is cheap but, trained on its own, usually
+# weaker.
 # **Knowledge distillation** trains the small model (the *student*) to imitate the large one (the
 # *teacher*), so that it inherits part of the teacher's accuracy at a fraction of its cost.
 #
@@ -27,8 +28,20 @@
 #
 # **How to start.** Open this notebook from JupyterLab started with `make lab` in the repository root
 # (it creates `.venv` and installs `lab_utils`, the course's helper package) and pick the kernel
-# "Python 3". Run the cells from the top. Fill each stub (`raise NotImplementedError()`) and run the test
-# cell right below it. The whole notebook runs in well under a minute on a laptop CPU.
+# "Python 3". Run the cells from the top; a laptop CPU is all it needs.
+#
+# **Exercises.** Three functions to write, each in a cell marked `# YOUR CODE HERE`. Run the test cells
+# directly below each one: they print what they compared, and an `AssertionError` message tells you what to
+# fix. The graders run more (hidden) tests of the same behaviour, so read each docstring carefully: they
+# test only what the docstring states. One written question is graded by hand.
+#
+# | exercise | function | points |
+# | --- | --- | --- |
+# | 1 | `knowledge_distillation(teacher, student, steps, lr)` | 3 |
+# | 2 | `kd_loss(student_logits, teacher_logits, labels, temperature, alpha)` | 4 |
+# | 3 | `distill(teacher, student, loader, epochs, temperature, alpha, lr)` | 3 |
+# | written | why the soft-target term is multiplied by $T^2$ | 2 |
+# | | **total** | **12** |
 
 # %%
 import copy
@@ -98,9 +111,12 @@ TEMPERATURES = [1.0, 2.0, 4.0, 8.0]  # the temperature sweep
 #
 # $$\mathcal{L}_{\text{MSE}} = \frac{1}{B\,T\,H} \sum_{b,t,h} \big(f_s(x)_{bth} - f_t(x)_{bth}\big)^2 .$$
 #
-# The teacher is **frozen**: it only provides targets. Put it in eval mode, compute its output without
-# building a graph (`torch.no_grad()`), and give the optimiser the student's parameters only. A teacher
-# that receives gradients or updates is a bug that silently changes the thing you are copying.
+# ### Exercise 1 (3 points): copy a frozen teacher
+#
+# Write `knowledge_distillation`, the seed's training loop. The teacher is **frozen**: it only provides
+# targets. Put it in eval mode, compute its output without building a graph (`torch.no_grad()`), and give
+# the optimiser the student's parameters only. A teacher that receives gradients or updates is a bug that
+# silently changes the thing you are copying.
 
 
 # %% nbgrader={"grade": false, "grade_id": "warmup_answer", "locked": false, "schema_version": 3, "solution": true}
@@ -114,8 +130,10 @@ def knowledge_distillation(
       in eval mode, compute its output without gradients, never update it.
     - student: DistilledStudent with the same ``H``, trained in place.
     - steps: number of training steps. Each step draws fresh inputs ``torch.randn(2, 16, H)`` (float32),
-      feeds the same inputs to teacher and student, computes ``MSE(student(x), teacher(x))`` and takes one
-      step of a single ``torch.optim.AdamW(student.parameters(), lr=lr)`` (other settings default).
+      runs the teacher once and the student once on those same inputs, computes
+      ``MSE(student(x), teacher(x))`` and makes one zero_grad/backward/step of a single
+      ``torch.optim.AdamW(student.parameters(), lr=lr)`` (other settings default) created before the
+      first step.
     - lr: the AdamW learning rate.
 
     Returns:
@@ -371,12 +389,13 @@ if not GRADING:
     summary["warmup_zero_output_loss"] = zero_baseline
 
 # %% [markdown]
-# Look where the curve ends compared with the dashed line. A falling loss is not yet a useful student: a
-# randomly initialised teacher's outputs are small, so much of the early progress is the student learning
-# to shrink its own outputs. Beyond that, random inputs say nothing about the inputs the model will see in
-# use, and a single `tanh(Wx + b)` cannot express attention however long it trains. Real distillation trains
-# on the task's inputs and, for a classifier, copies the teacher's **output distribution** rather than its
-# hidden states. That is the rest of this notebook.
+# Where does the curve end compared with the dashed line? A falling loss is not yet a useful student: a
+# randomly initialised teacher's outputs are small (the dashed line lies far below the curve's start), so
+# how much of the progress could be the student merely learning to shrink its own outputs? Beyond that,
+# random inputs say nothing about the inputs the model will see in use, and a single `tanh(Wx + b)` cannot
+# express attention however long it trains. Real distillation trains on the task's inputs and, for a
+# classifier, copies the teacher's **output distribution** rather than its hidden states. That is the rest
+# of this notebook.
 #
 # ## 2. Soft targets and temperature (Hinton et al., 2015)
 #
@@ -434,7 +453,7 @@ if not GRADING:
     plt.show()
 
 # %% [markdown]
-# ### The distillation loss
+# ### Exercise 2 (4 points): the distillation loss
 #
 # The student is trained on a mix of two terms. The **soft-target term** compares the student's softened
 # distribution $q^{(T)}$ with the teacher's $p^{(T)}$ by the Kullback-Leibler divergence, averaged over the
@@ -477,6 +496,7 @@ def kd_loss(
 
     Returns:
     - a scalar (0-dim) float tensor; the KL term is summed over classes and averaged over the batch.
+      Neither logit tensor is modified.
 
     Raises:
     - ValueError if the two logit tensors differ in shape, or if ``temperature <= 0``.
@@ -642,9 +662,11 @@ for _temp, _a in ((4.0, 0.9), (1.5, 0.4)):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Written question (2 points, graded by hand).** Why is the soft-target term multiplied by $T^2$? Say
-# what would happen to the balance between the two terms, and to a temperature sweep, without it. Answer
-# in the cell below in a few sentences; a short derivation helps.
+# ### Written question (2 points)
+#
+# Why is the soft-target term multiplied by $T^2$? Say what would happen to the balance between the two
+# terms, and to a temperature sweep, without it. Answer in the cell below in a few sentences; a short
+# derivation helps. This answer is graded by hand.
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "why_t_squared", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # **Model answer.** The gradient of $\mathrm{KL}(p^{(T)} \| q^{(T)})$ with respect to a student logit is
@@ -660,6 +682,8 @@ for _temp, _a in ((4.0, 0.9), (1.5, 0.4)):
 
 # %% [markdown]
 # ## 3. The distillation loop
+#
+# ### Exercise 3 (3 points): write `distill`
 #
 # `distill` is an ordinary training loop with two differences: every batch also goes through the frozen
 # teacher, and the loss is your `kd_loss`. The loader yields `(images, labels)` batches; the teacher must
@@ -918,11 +942,11 @@ assert not any(
 # and **number of optimiser steps** (the labelled set is small, so its arm runs more epochs):
 # 1. **labels only**: `distill(..., alpha=0)` on the labelled set: pure cross-entropy on the true labels.
 # 2. **teacher's hard labels**: `alpha=0` on the transfer set: cross-entropy on the teacher's top-1 labels.
-#    The teacher was trained on this split, so its hard labels are (almost) all correct (the run checks
-#    it): this arm is close to having every image labelled.
+#    The teacher was trained on this split, so its hard labels are (almost) all correct (the run measures
+#    how many): this arm is close to having every image labelled.
 # 3. **distilled**: `alpha=ALPHA`, `T=TEMPERATURE` on the transfer set: mostly soft targets.
 #
-# One shortcut keeps the notebook fast: the teacher is frozen and the images never change, so its logits for
+# One shortcut avoids recomputing the teacher: it is frozen and the images never change, so its logits for
 # an image are always the same. `OfflineTeacher` computes them once for the training split and looks them
 # up by image, so `distill` gets exactly the teacher's logits without paying for its forward pass in every
 # step (precomputing the teacher's outputs is common practice, sometimes called *offline* distillation).
@@ -1002,8 +1026,13 @@ if not GRADING:
     val_data, test_data = splits["val"].tensors, splits["test"].tensors
     offline_teacher = OfflineTeacher(teacher, train_images)
     with torch.no_grad():
-        teacher_train_pred = teacher(train_images).argmax(dim=-1)
+        teacher_train_logits = teacher(train_images)
         assert torch.equal(offline_teacher(train_images[:50]), teacher(train_images[:50]))
+    teacher_train_pred = teacher_train_logits.argmax(dim=-1)
+    top_prob = {  # mean probability of the teacher's top class, softened by T
+        temp: (teacher_train_logits / temp).softmax(dim=-1).amax(dim=-1).mean().item()
+        for temp in (1.0, TEMPERATURE)
+    }
     labelled = labelled_subset(train_labels, LABELS_PER_CLASS, seed=SEED)
     is_labelled = torch.zeros(len(train_labels), dtype=torch.bool)
     is_labelled[labelled] = True
@@ -1027,6 +1056,10 @@ if not GRADING:
         f"(it agrees with the true label on {100 * agree:.1f}% of them)"
     )
     print(
+        f"the teacher gives its top class {top_prob[1.0]:.1%} of the probability on average at T = 1, "
+        f"{top_prob[TEMPERATURE]:.1%} at T = {TEMPERATURE:g}"
+    )
+    print(
         f"each run: {steps_transfer} optimiser steps ({TRANSFER_EPOCHS} epochs of the transfer set, "
         f"{labelled_epochs} of the labelled set)"
     )
@@ -1036,6 +1069,8 @@ if not GRADING:
         param_ratio=ratio,
         labelled_images=len(labelled_set),
         teacher_label_agreement=agree,
+        teacher_top_prob_T1=top_prob[1.0],
+        teacher_top_prob_default_T=top_prob[TEMPERATURE],
     )
 
     arms = {
@@ -1143,7 +1178,8 @@ if not GRADING:
 # the default temperature are reused from the comparison above. The two bands show the arms without soft
 # targets (mean ± std, validation).
 #
-# What to expect: at $T = 1$ the soft targets are almost one-hot for a confident teacher, so they carry
+# What to expect: at $T = 1$ the soft targets are almost one-hot for a confident teacher (the run printed how
+# much probability this teacher gives its top class at $T = 1$ and at `TEMPERATURE`), so they carry
 # little more than the hard labels; higher temperatures expose the runner-up classes; at very high $T$ every
 # distribution tends to uniform and the differences between classes shrink (the $T^2$ factor keeps the
 # gradients' size, not their information). Whether the curve shows a clear optimum here is for the error
@@ -1237,6 +1273,11 @@ if not GRADING:
             f"| {lat1 * 1e3:.3f} | {lat_all * 1e3:.2f} | {acc} |"
         )
     display(Markdown("\n".join(lines) + f"\n\nStudents: mean ± std over {NUM_SEEDS} seeds."))
+    print(
+        f"the student has {ratio:.1f}x fewer parameters; it ran "
+        f"{latency['teacher'][0] / latency['student'][0]:.1f}x faster on one image and "
+        f"{latency['teacher'][1] / latency['student'][1]:.1f}x faster on {len(test_data[1])} images"
+    )
     summary.update(
         teacher_test_acc=teacher_acc,
         teacher_bytes=serialized_size(teacher),
@@ -1248,11 +1289,11 @@ if not GRADING:
     )
 
 # %% [markdown]
-# Compare the speed-ups with the ratio of parameters. For a single image, a model this small spends most of
-# its time on the fixed cost of launching each operation, not on arithmetic, so latency follows the number
-# of operations (layers, tokens) more than the number of parameters; for a whole batch the arithmetic
-# counts for more. Then read the accuracy column: how much of the labels-only student's gap to the teacher
-# did distillation close?
+# Compare the speed-ups with the ratio of parameters. Which one comes closer to it, one image or the whole
+# test set? For a single image, does a model this small spend its time on arithmetic, or on the fixed cost
+# of launching each operation, which follows the number of operations (layers, tokens) rather than the
+# number of parameters? Then read the accuracy column: how much of the labels-only student's gap to the
+# teacher did distillation close?
 #
 # **Going further.** Try `LABELS_PER_CLASS = 100` (labels are no longer scarce: does distillation still
 # help?), a wider student, or drop one digit class from the transfer set, as Hinton et al. did with the 3s

@@ -158,6 +158,24 @@ STRUCTURED_PRUNING = [
         fails=("structured_pruning_tests",),
     ),
     Mistake(
+        # in-place edits of a leaf that requires grad raise, so switch it off instead of no_grad()
+        name="sp_turns_off_requires_grad_to_edit_in_place",
+        answer_id="structured_pruning_answer",
+        source=_structured_pruning(
+            """\
+    E, start = model.hidden_size, keep_heads * model.head_dim
+    attn = model.attn
+    for p in (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight):
+        p.requires_grad_(False)
+    for b in range(3):
+        attn.in_proj_weight[b * E + start : (b + 1) * E] = 0
+        attn.in_proj_bias[b * E + start : (b + 1) * E] = 0
+    attn.out_proj.weight[:, start:] = 0
+"""
+        ),
+        fails=("structured_pruning_tests",),
+    ),
+    Mistake(
         name="sp_returns_pruned_copy_instead_of_in_place",
         answer_id="structured_pruning_answer",
         source=_structured_pruning(
@@ -528,6 +546,14 @@ PRUNE_HEADS = [
         name="ph_sorts_callers_list_in_place",
         answer_id="prune_heads_answer",
         source=PH_SIGNATURE + "    heads.sort()\n" + PH_CHECKS + PH_ROWS + PH_COPY,
+        fails=("prune_heads_tests",),
+    ),
+    Mistake(
+        name="ph_rejects_an_empty_list_of_heads",
+        answer_id="prune_heads_answer",
+        source=_prune_heads(
+            PH_COPY, checks=PH_CHECKS + "    if not heads:\n        raise ValueError('no heads')\n"
+        ),
         fails=("prune_heads_tests",),
     ),
     Mistake(
