@@ -19,13 +19,10 @@ import nbformat
 from course_tools.course import (
     REPO,
     Notebook,
-    assignments,
-    build_source,
-    course_config,
-    nbgrader_api,
     notebooks,
 )
 from course_tools.grading.cells import hidden_lines, released_source
+from course_tools.sample_class import Course, filled, solution_answers
 from tests.notebook_harness import Mistake, grade_id, run_graded
 
 # Limits used by the tests: small, but far above what a correct notebook needs while grading.
@@ -34,19 +31,6 @@ NOTEBOOK_TIMEOUT = 40
 MEMORY_MB = 3072
 HOG_MB = MEMORY_MB + 1024  # more than the kernel may have, well below the machine's memory
 LOOP = "while True:  # never ends; it sleeps so that the test burns no CPU\n    time.sleep(0.1)\n"
-
-
-@dataclass(frozen=True)
-class Course:
-    """A temporary course with every assignment released and in its gradebook."""
-
-    root: Path
-    source: Path
-    release: Path
-
-    def release_notebook(self, nb: Notebook) -> nbformat.NotebookNode:
-        """The student version of ``nb``."""
-        return nbformat.read(nb.release_notebook(self.release), as_version=4)
 
 
 @dataclass
@@ -74,20 +58,6 @@ class ClassFiles:
     unmatched: list[str] = field(default_factory=list)  # LMS files collect must report
 
 
-def build_course(root: Path) -> Course:
-    """Build sources, release every assignment and fill the gradebook, all under ``root``."""
-    course = Course(root, root / "source", root / "release")
-    build_source(course.source)
-    config = course_config(
-        root, source_directory=str(course.source), release_directory=str(course.release)
-    )
-    api = nbgrader_api(config)
-    for assignment in assignments():
-        result = api.generate_assignment(assignment, force=True, create=True)
-        assert result["success"], result.get("error") or result.get("log")
-    return course
-
-
 def mistakes(assignment: str) -> list[Mistake]:
     """``MISTAKES`` of ``tests/mistakes/<assignment>.py`` (empty if there is none)."""
     path = REPO / "tests" / "mistakes" / f"{assignment}.py"
@@ -104,21 +74,6 @@ def meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def solution_answers(nb: Notebook) -> dict[str, str]:
-    """Every answer cell of the instructor's solution, solution markers removed."""
-    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
-    return {
-        grade_id(c): "\n".join(
-            line for line in c.source.splitlines() if line.strip() not in MARKERS
-        )
-        for c in cells
-        if meta(c).get("solution")
-    }
-
-
-MARKERS = {"### BEGIN SOLUTION", "### END SOLUTION"}
-
-
 def test_points(nb: Notebook) -> dict[str, float]:
     """``{test cell id: points}`` for the autograded test cells, in notebook order."""
     cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
@@ -127,15 +82,6 @@ def test_points(nb: Notebook) -> dict[str, float]:
         for c in cells
         if c.cell_type == "code" and meta(c).get("grade") and not meta(c).get("solution")
     }
-
-
-def filled(release: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
-    """A copy of the release with ``answers`` typed into the answer cells."""
-    nb = copy.deepcopy(release)
-    for cell in nb.cells:
-        if meta(cell).get("solution") and grade_id(cell) in answers:
-            cell.source = answers[grade_id(cell)]
-    return nb
 
 
 def position(nb: nbformat.NotebookNode, cell_id: str) -> int:

@@ -24,14 +24,13 @@ from course_tools.collect import DEFAULT_REGEXP, match_flat, notebook_name
 from course_tools.course import REPO, assignments, notebooks
 from course_tools.grading.checks import read_notebook
 from course_tools.grading.sheet import read_sheet
+from course_tools.sample_class import Course, build_course
 from tests.class_fixture import (
     CELL_TIMEOUT,
     MEMORY_MB,
     NOTEBOOK_TIMEOUT,
-    Course,
     Expected,
     build_class,
-    build_course,
     hidden_test_lines,
 )
 

@@ -1,5 +1,6 @@
 """Packaging stays consistent: environment.yml mirrors pyproject.toml, the lock pins torch."""
 
+import ast
 import re
 import tomllib
 
@@ -49,3 +50,16 @@ def test_torch_is_pinned_to_the_cpu_build_everywhere():
     project = _pyproject()["project"]
     wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
     assert wanted <= locked, f"pyproject packages missing from requirements.lock: {wanted - locked}"
+
+
+def test_instructor_tools_never_import_test_code():
+    """``course_tools`` ships in the package; ``tests`` does not (issue 10, item 6)."""
+    offenders = []
+    for path in sorted((REPO / "course_tools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if any(n == "tests" or n.startswith("tests.") for n in names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, f"instructor tools import test code: {offenders}"

@@ -1,0 +1,85 @@
+"""A sample class built from ``solutions/`` alone, to try or benchmark the grader without students.
+
+:func:`build_course` releases every assignment into a temporary course (its own source build,
+release and gradebook); :func:`sample_class` writes an LMS-style folder of full, half-done and
+blank submissions. The tests build their hostile and fixture classes on these helpers.
+"""
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from course_tools.course import (
+    Notebook,
+    assignments,
+    build_source,
+    course_config,
+    nbgrader_api,
+    notebooks,
+)
+from course_tools.grading.cells import SOLUTION_MARKERS, grade_id, is_answer_cell
+
+
+@dataclass(frozen=True)
+class Course:
+    """A temporary course with every assignment released and in its gradebook."""
+
+    root: Path
+    source: Path
+    release: Path
+
+    def release_notebook(self, nb: Notebook) -> nbformat.NotebookNode:
+        """The student version of ``nb``."""
+        return nbformat.read(nb.release_notebook(self.release), as_version=4)
+
+
+def build_course(root: Path) -> Course:
+    """Build sources, release every assignment and fill the gradebook, all under ``root``."""
+    course = Course(root, root / "source", root / "release")
+    build_source(course.source)
+    config = course_config(
+        root, source_directory=str(course.source), release_directory=str(course.release)
+    )
+    api = nbgrader_api(config)
+    for assignment in assignments():
+        result = api.generate_assignment(assignment, force=True, create=True)
+        assert result["success"], result.get("error") or result.get("log")
+    return course
+
+
+def solution_answers(nb: Notebook) -> dict[str, str]:
+    """Every answer cell of the instructor's solution, solution markers removed."""
+    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
+    return {
+        grade_id(c): "\n".join(
+            line for line in c.source.splitlines() if line.strip() not in SOLUTION_MARKERS
+        )
+        for c in cells
+        if is_answer_cell(c)
+    }
+
+
+def filled(release: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of the release with ``answers`` typed into the answer cells."""
+    nb = copy.deepcopy(release)
+    for cell in nb.cells:
+        if is_answer_cell(cell) and grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return nb
+
+
+def sample_class(course: Course, assignment: str, folder: Path, size: int) -> Path:
+    """An LMS folder of ``size`` submissions of ``assignment``: full, half done and blank in turn."""
+    nb = next(n for n in notebooks() if n.assignment == assignment)
+    release = course.release_notebook(nb)
+    answers = solution_answers(nb)
+    half = dict(list(answers.items())[: len(answers) // 2])
+    kinds = [filled(release, answers), filled(release, half), copy.deepcopy(release)]
+    folder.mkdir(parents=True)
+    for i in range(size):
+        path = folder / f"student{i:03d}_{i}_{nb.name}.ipynb"
+        nbformat.write(kinds[i % len(kinds)], path)
+    return folder
