@@ -44,7 +44,7 @@ check-release: $(INSTALLED) ## fail if notebooks/ is out of date with solutions/
 bench: $(INSTALLED) ## per notebook: headless run time (median of 3) and autograde time of one submission
 	$(PY) -m course_tools.bench
 
-teacher: $(INSTALLED) ## retrain the shipped teacher checkpoint deterministically
+teacher: $(INSTALLED) ## retrain the teacher checkpoint (same bytes only on the CPU kind it was built on)
 	$(PY) -m course_tools.make_teacher
 
 lock: ## regenerate requirements.lock from pyproject.toml in a fresh virtualenv

@@ -1,18 +1,27 @@
 """Train the digits teacher deterministically and write ``lab_utils/checkpoints/teacher.pt``.
 
-Run ``python -m course_tools.make_teacher`` (or ``make teacher``); it prints the file's SHA-256,
-which goes into ``lab_utils.teacher.TEACHER_SHA256``.
+Run ``python -m course_tools.make_teacher`` (or ``make teacher``). It prints the file's SHA-256 and
+the build environment (torch, CPU capability, CPU); after a deliberate rebuild they go into
+``lab_utils.teacher.TEACHER_SHA256`` and ``TEACHER_BUILT_ON``. A run repeats bit for bit on one
+machine; on another kind of CPU the float kernels differ and so do the bytes (not the recipe).
 """
 
 import argparse
 import io
+import json
 from pathlib import Path
 
 import torch
 
 from lab_utils.data import digits_loaders, full_batch
 from lab_utils.digits_model import DigitsTransformer
-from lab_utils.teacher import TEACHER_PATH, sha256_of
+from lab_utils.teacher import (
+    TEACHER_BUILT_ON,
+    TEACHER_PATH,
+    TEACHER_SHA256,
+    build_environment,
+    sha256_of,
+)
 from lab_utils.train import accuracy, set_seed, train
 
 EPOCHS = 40
@@ -50,7 +59,28 @@ def main() -> None:
     print(f"val accuracy  {accuracy(model, full_batch('val')):.4f}")
     print(f"test accuracy {accuracy(model, full_batch('test')):.4f}")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
-    print(f"sha256 {sha256_of(args.out)}")
+    digest = sha256_of(args.out)
+    print(f"sha256 {digest}")
+    environment = build_environment()
+    print(f"cpu capability {environment['cpu_capability']}")
+    print(f"built on {json.dumps(environment)}")
+    print(compare_with_shipped(digest, environment, args.epochs))
+
+
+def compare_with_shipped(digest: str, environment: dict[str, str], epochs: int) -> str:
+    """One line: does this build have the shipped bytes, and should it?"""
+    if digest == TEACHER_SHA256:
+        return "same bytes as the shipped checkpoint"
+    if epochs != EPOCHS:
+        return (
+            f"not the full recipe ({epochs} of {EPOCHS} epochs): other bytes than the shipped file"
+        )
+    if environment == TEACHER_BUILT_ON:
+        return (
+            "NOT the shipped bytes, on the kind of machine the shipped file was built on: "
+            "the recipe or its determinism changed"
+        )
+    return "other bytes than the shipped file, which was built elsewhere (see TEACHER_BUILT_ON)"
 
 
 if __name__ == "__main__":
