@@ -1027,7 +1027,10 @@ if not GRADING:
     offline_teacher = OfflineTeacher(teacher, train_images)
     with torch.no_grad():
         teacher_train_logits = teacher(train_images)
-        assert torch.equal(offline_teacher(train_images[:50]), teacher(train_images[:50]))
+        # a batch of 50 and the full batch may take different float kernels: close, not equal
+        assert torch.allclose(
+            offline_teacher(train_images[:50]), teacher_train_logits[:50], atol=1e-5
+        )
     teacher_train_pred = teacher_train_logits.argmax(dim=-1)
     top_prob = {  # mean probability of the teacher's top class, softened by T
         temp: (teacher_train_logits / temp).softmax(dim=-1).amax(dim=-1).mean().item()
