@@ -19,7 +19,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 setup: $(INSTALLED) ## create .venv and install the exact versions of requirements.lock
 
 run: $(INSTALLED) ## execute every solution notebook headless (papermill) and print its key results
-	$(PY) -m course_tools.run
+	$(PY) -m course_tools.headless
 
 lab: $(INSTALLED) ## open JupyterLab on the student notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
@@ -42,7 +42,7 @@ check-release: $(INSTALLED) ## fail if notebooks/ is out of date with solutions/
 	$(PY) -m course_tools.release --check
 
 bench: $(INSTALLED) ## per notebook: headless run time (median of 3) and autograde time of one submission
-	$(PY) -m course_tools.bench
+	$(PY) -m course_tools.bench_notebooks
 
 teacher: $(INSTALLED) ## retrain the teacher checkpoint (same bytes only on the CPU kind it was built on)
 	$(PY) -m course_tools.make_teacher

@@ -24,7 +24,7 @@ from course_tools.collect import collect
 from course_tools.course import assignments, notebooks, submit
 from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import grade
-from course_tools.grading.report import GradeRun
+from course_tools.grading.report import GradingResult
 from course_tools.sample_class import Course, build_course, filled, sample_class, solution_answers
 
 
@@ -80,7 +80,7 @@ def sandbox_cost(course: Course, selected: list[str], repeats: int) -> list[str]
     return lines
 
 
-def line(label: str, run: GradeRun, count: int) -> str:
+def line(label: str, run: GradingResult, count: int) -> str:
     """One result line: class wall time and wall time per submission."""
     return (
         f"  {label:<20} {count:>3} submissions  {run.seconds:6.1f} s per class  "

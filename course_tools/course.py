@@ -11,6 +11,8 @@ import nbformat
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from course_tools.grading.cells import grade_id
+
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "notebooks"
@@ -60,7 +62,7 @@ def build_source(source_dir: Path = SOURCE) -> list[Path]:
         notebook = jupytext.read(nb.solution_text, fmt="py:percent")
         notebook.metadata.pop("jupytext", None)
         for i, cell in enumerate(notebook.cells):  # stable ids keep the release diff-free
-            cell.id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{i:03d}"
+            cell.id = grade_id(cell) or f"cell-{i:03d}"
         out = nb.source_notebook(source_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, out)

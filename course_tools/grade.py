@@ -9,7 +9,7 @@ from course_tools.grading import grade_class
 from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import grade, rebuild_sheet
 from course_tools.grading.kernel import DEFAULT_MEMORY_MB
-from course_tools.grading.report import summary
+from course_tools.grading.report import grading_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             args.sheet,
             progress=lambda line: print(line, flush=True),
         )
-    print(summary(run), flush=True)
+    print(grading_report(run), flush=True)
     sys.exit(0)
 
 

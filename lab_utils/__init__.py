@@ -4,8 +4,8 @@ from lab_utils.attention import MultiHeadSelfAttention
 from lab_utils.bench import count_parameters, measure_latency, serialized_size
 from lab_utils.data import digits_loaders, digits_splits, full_batch
 from lab_utils.digits_model import Block, DigitsTransformer
+from lab_utils.original_models import DistilledStudent, ToyTransformer
 from lab_utils.plots import use_course_style
-from lab_utils.seed_models import DistilledStudent, ToyTransformer
 from lab_utils.teacher import load_teacher
 from lab_utils.train import accuracy, set_seed, train
 

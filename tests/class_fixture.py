@@ -21,9 +21,16 @@ from course_tools.course import (
     Notebook,
     notebooks,
 )
-from course_tools.grading.cells import hidden_lines, released_source
+from course_tools.grading.cells import (
+    grade_id,
+    hidden_lines,
+    is_answer_cell,
+    is_test_cell,
+    points,
+    released_source,
+)
 from course_tools.sample_class import Course, filled, solution_answers
-from tests.notebook_harness import Mistake, grade_id, run_graded
+from tests.notebook_harness import Mistake, run_graded
 
 # Limits used by the tests: small, but far above what a correct notebook needs while grading.
 CELL_TIMEOUT = 15
@@ -69,19 +76,10 @@ def mistakes(assignment: str) -> list[Mistake]:
     return list(module.MISTAKES)
 
 
-def meta(cell) -> dict:
-    """A cell's nbgrader metadata."""
-    return cell.metadata.get("nbgrader", {})
-
-
 def test_points(nb: Notebook) -> dict[str, float]:
     """``{test cell id: points}`` for the autograded test cells, in notebook order."""
     cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
-    return {
-        grade_id(c): float(meta(c)["points"])
-        for c in cells
-        if c.cell_type == "code" and meta(c).get("grade") and not meta(c).get("solution")
-    }
+    return {grade_id(c): points(c) for c in cells if is_test_cell(c)}
 
 
 def position(nb: nbformat.NotebookNode, cell_id: str) -> int:
@@ -101,7 +99,7 @@ def with_cells_after(
 
 def first_code_answer(nb: nbformat.NotebookNode) -> str:
     """The grade id of the first code answer cell."""
-    return next(grade_id(c) for c in nb.cells if c.cell_type == "code" and meta(c).get("solution"))
+    return next(grade_id(c) for c in nb.cells if c.cell_type == "code" and is_answer_cell(c))
 
 
 def points_until(points: dict[str, float], last: str) -> dict[str, float]:
@@ -131,9 +129,7 @@ def build_class(course: Course, assignment: str, folder: Path) -> ClassFiles:
     tests = list(points)
     first_answer = first_code_answer(release)
     stubs = {
-        grade_id(c): c.source
-        for c in release.cells
-        if c.cell_type == "code" and meta(c).get("solution")
+        grade_id(c): c.source for c in release.cells if c.cell_type == "code" and is_answer_cell(c)
     }
 
     def lms(
@@ -235,8 +231,8 @@ def other_assignment(course: Course, assignment: str) -> nbformat.NotebookNode:
     mine = next(nb for nb in notebooks() if nb.assignment == assignment)
     nb = course.release_notebook(mine)
     for cell in nb.cells:
-        if meta(cell).get("grade_id"):
-            cell.metadata["nbgrader"]["grade_id"] = "foreign_" + meta(cell)["grade_id"]
+        if grade_id(cell):
+            cell.metadata["nbgrader"]["grade_id"] = "foreign_" + grade_id(cell)
     return nb
 
 

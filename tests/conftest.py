@@ -8,8 +8,8 @@ import pytest
 from filelock import FileLock
 
 from course_tools.course import Notebook
+from course_tools.headless import run_headless
 from course_tools.release import generate
-from course_tools.run import execute
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,7 @@ def executed_notebook(built_course) -> Callable[[Notebook], Path]:
         done = out_dir / nb.assignment / f"{nb.name}.done"
         with FileLock(str(built_course.parent / f"executed-{nb.assignment}-{nb.name}.lock")):
             if not done.exists():
-                execute(nb, out_dir=out_dir, progress=False)
+                run_headless(nb, out_dir=out_dir, progress=False)
                 done.touch()
         return out_dir / nb.assignment / f"{nb.name}.ipynb"
 

@@ -13,6 +13,7 @@ import jupytext
 import matplotlib
 
 from course_tools.course import Notebook
+from course_tools.grading.cells import grade_id, is_test_cell
 
 matplotlib.use("Agg")
 
@@ -26,17 +27,6 @@ class Mistake:
     source: str
     fails: tuple[str, ...]
     extra: dict[str, str] = field(default_factory=dict)  # more answer cells to replace, by grade_id
-
-
-def grade_id(cell) -> str | None:
-    """The nbgrader ``grade_id`` of a cell, or None."""
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def is_grade_cell(cell) -> bool:
-    """True for an autograded test cell."""
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade"))
 
 
 def run_graded(
@@ -69,7 +59,7 @@ def run_graded(
                     exec(compile(source, f"<{notebook.name}:{grade_id(cell)}>", "exec"), namespace)
             except Exception as exc:  # a student's cell may raise anything
                 error = exc
-            if is_grade_cell(cell):
+            if is_test_cell(cell):
                 results[grade_id(cell)] = error
     finally:
         os.chdir(old_cwd)

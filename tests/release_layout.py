@@ -31,20 +31,12 @@ from dataclasses import dataclass, field
 from nbformat import NotebookNode
 from nbgrader.utils import is_grade, is_locked, is_solution
 
+from course_tools.grading.cells import grade_id, points
+
 TEXT_STUB = "YOUR ANSWER HERE"  # c.ClearSolutions.text_stub in nbgrader_config.py
 MIN_PROMPT_WORDS = 12
 DEFINED = re.compile(r"^(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 BACKTICKED = re.compile(r"`([A-Za-z_]\w*)")
-
-
-def grade_id(cell: NotebookNode) -> str:
-    """The cell's nbgrader ``grade_id`` (empty if none)."""
-    return cell.metadata.get("nbgrader", {}).get("grade_id", "")
-
-
-def points(cell: NotebookNode) -> float:
-    """The points nbgrader awards for a graded cell."""
-    return float(cell.metadata["nbgrader"].get("points", 0))
 
 
 def is_manually_graded(cell: NotebookNode) -> bool:

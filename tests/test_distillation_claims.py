@@ -8,7 +8,7 @@ set to 1 and 2."""
 import pytest
 
 from course_tools.course import Notebook
-from course_tools.run import summary
+from course_tools.headless import read_summary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("papermill-02_distillation")]
 
@@ -17,7 +17,7 @@ NOTEBOOK = Notebook("02_distillation", "distillation")
 
 @pytest.fixture(scope="module")
 def distillation(executed_notebook) -> dict:
-    return summary(executed_notebook(NOTEBOOK))
+    return read_summary(executed_notebook(NOTEBOOK))
 
 
 def test_warmup_loss_falls(distillation):

@@ -30,7 +30,7 @@ def test_toy_transformer_keeps_shape_and_has_parameters():
     model = ToyTransformer()
     assert isinstance(model.attn, nn.MultiheadAttention) and model.attn.batch_first
     assert (model.hidden_size, model.num_heads, model.head_dim) == (256, 8, 32)
-    assert count_parameters(model) > 0  # the seed's @dataclass version fails here
+    assert count_parameters(model) > 0  # the original script's @dataclass version fails here
     assert model(torch.randn(2, 16, 256)).shape == (2, 16, 256)
     assert hash(model)  # a dataclass nn.Module is unhashable
 

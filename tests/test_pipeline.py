@@ -1,20 +1,19 @@
 """The build and grading round trip, for every assignment present in ``solutions/``."""
 
 import json
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from course_tools.course import RELEASE, Notebook, course_config, nbgrader_api, notebooks, submit
-from course_tools.run import summary
+from course_tools.headless import read_summary
+from tests.class_fixture import hidden_test_lines
 
 pytestmark = pytest.mark.notebooks
 
 NOTEBOOKS = notebooks()
 IDS = [f"{nb.assignment}/{nb.name}" for nb in NOTEBOOKS]
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
 def _validator(invert: bool = False):
@@ -62,14 +61,7 @@ def test_release_has_no_solution_and_no_hidden_tests(built_course, nb):
     release = nb.release_notebook(built_course / "release").read_text()
     assert "BEGIN SOLUTION" not in release and "END SOLUTION" not in release
     assert "HIDDEN TESTS" not in release
-    solution = nb.solution_text.read_text()
-    visible = set(map(str.strip, HIDDEN.sub("", solution).splitlines()))
-    hidden_lines = {
-        line.strip()
-        for block in HIDDEN.findall(solution)
-        for line in block.splitlines()
-        if len(line.strip()) > 12 and not line.strip().startswith("#")
-    } - visible  # a line that is also visible (``except ValueError:``) proves nothing
+    hidden_lines = hidden_test_lines(nb)
     assert hidden_lines, "every assignment should have hidden tests"
     cells = nbformat.reads(release, as_version=4).cells
     sources = "\n".join(cell.source for cell in cells)
@@ -114,5 +106,5 @@ def test_autograde_gives_zero_to_the_untouched_release(private_course, nb):
     ],
 )
 def test_papermill_runs_the_solution_headless(executed_notebook, nb):
-    values = summary(executed_notebook(nb))
+    values = read_summary(executed_notebook(nb))
     assert isinstance(values, dict) and values, "the summary cell printed no measured result"

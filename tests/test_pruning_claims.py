@@ -8,7 +8,7 @@ with 5-point margins, and every claim also held with the notebook's ``SEED`` set
 import pytest
 
 from course_tools.course import Notebook
-from course_tools.run import summary
+from course_tools.headless import read_summary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("papermill-01_pruning")]
 
@@ -17,20 +17,20 @@ NOTEBOOK = Notebook("01_pruning", "head_pruning")
 
 @pytest.fixture(scope="module")
 def pruning(executed_notebook) -> dict:
-    return summary(executed_notebook(NOTEBOOK))
+    return read_summary(executed_notebook(NOTEBOOK))
 
 
-def test_seed_mask_keeps_half_the_q_block_and_no_k_or_v_row(pruning):
+def test_original_mask_keeps_half_the_q_block_and_no_k_or_v_row(pruning):
     # "that is half of the Q block and nothing of the K and V blocks" (width 256, keep 4 of 8 heads)
-    assert pruning["seed_mask_q_rows_kept"] == 128
-    assert pruning["seed_mask_kv_rows_kept"] == 0
+    assert pruning["original_mask_q_rows_kept"] == 128
+    assert pruning["original_mask_kv_rows_kept"] == 0
 
 
-def test_seed_mask_makes_the_attention_output_one_zero_vector(pruning):
+def test_original_mask_makes_the_attention_output_one_zero_vector(pruning):
     # "the layer's output is the same vector for every token of every input (...) that vector is
     # even zero"
-    assert pruning["seed_mask_output_spread"] < 1e-6
-    assert pruning["seed_mask_output_max_abs"] < 1e-6
+    assert pruning["original_mask_output_spread"] < 1e-6
+    assert pruning["original_mask_output_max_abs"] < 1e-6
 
 
 def test_one_batch_importance_is_shrunk_by_cancelling_signs(pruning):

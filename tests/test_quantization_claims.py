@@ -6,7 +6,7 @@ synthetic tensors come from seeded generators, and no claim is about time."""
 import pytest
 
 from course_tools.course import Notebook
-from course_tools.run import summary
+from course_tools.headless import read_summary
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.xdist_group("papermill-03_quantization")]
 
@@ -16,7 +16,7 @@ GELU_MIN = -0.17  # min of x * Phi(x), at x = -0.75: -0.16997
 
 @pytest.fixture(scope="module")
 def measured(executed_notebook) -> dict:
-    return summary(executed_notebook(NOTEBOOK))
+    return read_summary(executed_notebook(NOTEBOOK))
 
 
 def test_gelu_activations_stay_above_gelu_minimum_with_a_strongly_asymmetric_range(measured):

@@ -38,6 +38,12 @@ def grade_id(cell: NotebookNode) -> str | None:
     return meta.get("grade_id") or None if isinstance(meta, dict) else None
 
 
+def points(cell: NotebookNode) -> float:
+    """The points nbgrader awards for a graded cell (0 for others)."""
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return float(meta.get("points", 0)) if isinstance(meta, dict) else 0.0
+
+
 def is_test_cell(cell: NotebookNode) -> bool:
     """An autograded test cell: a graded code cell that is not an answer."""
     return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
@@ -88,6 +94,7 @@ __all__ = [
     "is_solution",
     "is_test_cell",
     "metadata_problem",
+    "points",
     "released_source",
     "split_hidden",
 ]

@@ -39,14 +39,14 @@ from course_tools.grading import cgroups
 from course_tools.grading.audit import audit_answers
 from course_tools.grading.cells import grade_id, is_test_cell, split_hidden
 from course_tools.grading.kernel_guard import REQUEST
-from course_tools.grading.records import NotebookRun
+from course_tools.grading.records import NotebookExecution
 from course_tools.grading.scoring import PASSED
 from course_tools.grading.status import Status
 
 # Filled by GuardedExecute in the worker process, one record per executed notebook.
-RUNS: list[NotebookRun] = []
+EXECUTIONS: list[NotebookExecution] = []
 # Filled by the recording process before it calls autograde: (student, notebook) -> the run.
-REPLAYS: dict[tuple[str, str], NotebookRun] = {}
+REPLAYS: dict[tuple[str, str], NotebookExecution] = {}
 
 
 MEMORY_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "bad_alloc")
@@ -103,14 +103,14 @@ class GuardedExecute(Execute):
     )
 
     def preprocess(self, nb, resources=None, km=None):
-        """Run the notebook; record what happened in ``RUNS`` and the verdicts in ``resources``."""
+        """Run the notebook; record what happened in ``EXECUTIONS`` and the verdicts in ``resources``."""
         start = time.monotonic()
         self._deadline = start + self.notebook_timeout
         self._stopped = ""
         self._output_sizes: dict[int, int] = {}
         self._last_reply: dict | None = None
         info = (resources or {}).get("nbgrader", {})
-        self._run = NotebookRun(notebook=info.get("notebook", ""))
+        self._run = NotebookExecution(notebook=info.get("notebook", ""))
         self._run.flags += audit_answers(nb)
         group = cgroups.KernelGroup.create() if self.sandboxed else None
         try:
@@ -125,7 +125,7 @@ class GuardedExecute(Execute):
                         self._run.stopped = Status.MEMORY
             self._run.seconds = round(time.monotonic() - start, 2)
             self._run.executed = nbformat.writes(nb)
-            RUNS.append(self._run)
+            EXECUTIONS.append(self._run)
         resources[PASSED] = dict(self._run.passed)
         return nb, resources
 

@@ -38,7 +38,7 @@ from course_tools.grading.execute import REPLAYS
 from course_tools.grading.ids import safe_student_id
 from course_tools.grading.kernel import install_kernelspec
 from course_tools.grading.records import WorkerReport
-from course_tools.grading.report import GradeRun, Progress
+from course_tools.grading.report import GradingResult, Progress
 from course_tools.grading.sandbox import unavailable
 from course_tools.grading.sheet import (
     SheetRow,
@@ -91,12 +91,12 @@ def few(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def run_problems(report: WorkerReport, cell_timeout: int) -> tuple[list[Status], list[str]]:
+def report_problems(report: WorkerReport, cell_timeout: int) -> tuple[list[Status], list[str]]:
     """Statuses and notes from a worker's report on one submission."""
     if not report.success:
         return [Status.AUTOGRADE_ERROR], [f"autograde failed: {report.error}"]
     statuses, notes = [], []
-    for run in report.runs:
+    for run in report.executions:
         name = run.notebook
         if run.flags:
             statuses.append(Status.FLAGGED)
@@ -142,7 +142,7 @@ def grade(
     students: list[str] | None = None,
     sheet: Path | None = None,
     progress=print,
-) -> GradeRun:
+) -> GradingResult:
     """Grade ``assignment`` (all submissions, or only ``students``); returns the sheet's rows."""
     started = time.perf_counter()
     limits = limits or Limits()
@@ -174,7 +174,7 @@ def grade(
         if not submission.gradable:
             tracker.done(submission.student, submission.status, "-", 0.0)
 
-    run = GradeRun(assignment, sheet, [], exercises(db_url, course_id, assignment))
+    run = GradingResult(assignment, sheet, [], exercises(db_url, course_id, assignment))
     run.sandboxed = limits.sandbox
     if to_run:
         run.workers = workers
@@ -197,7 +197,7 @@ def autograde_all(
     workers: int,
     api,
     tracker: Progress,
-    run: GradeRun,
+    run: GradingResult,
 ) -> None:
     """Execute the submissions in worker processes; record each report in the gradebook here."""
     coursedir = api.coursedir
@@ -228,7 +228,9 @@ def autograde_all(
         recording = 0.0
         context = get_context("spawn")
         with ProcessPoolExecutor(workers, context, grade_worker.start, initargs) as pool:
-            futures = {pool.submit(grade_worker.execute, assignment, s.student): s for s in to_run}
+            futures = {
+                pool.submit(grade_worker.grade_submission, assignment, s.student): s for s in to_run
+            }
             for future in as_completed(futures):
                 submission = futures[future]
                 try:
@@ -249,14 +251,14 @@ def autograde_all(
 def record(submission: Submission, recorder, assignment: str, cell_timeout: int) -> None:
     """Write a worker's report into the real gradebook (nbgrader autograde, the run replayed)."""
     report = submission.report
-    problems, notes = run_problems(report, cell_timeout)
+    problems, notes = report_problems(report, cell_timeout)
     submission.problems, submission.notes = problems, submission.notes + notes
     if not report.success:
         return
     if report.feedback_error:
         submission.notes.append(f"feedback failed: {report.feedback_error}")
     REPLAYS.clear()
-    REPLAYS.update({(submission.student, r.notebook): r for r in report.runs})
+    REPLAYS.update({(submission.student, r.notebook): r for r in report.executions})
     try:
         result = recorder.autograde(assignment, submission.student, force=True, create=True)
     finally:
@@ -317,7 +319,7 @@ def sheet_rows(
     return rows
 
 
-def rebuild_sheet(assignment: str, root: Path = REPO, sheet: Path | None = None) -> GradeRun:
+def rebuild_sheet(assignment: str, root: Path = REPO, sheet: Path | None = None) -> GradingResult:
     """Re-read the scores (e.g. after manual grading) into the sheet, keeping each status."""
     config = grading_config(root)
     coursedir = nbgrader_api(config).coursedir
@@ -326,4 +328,4 @@ def rebuild_sheet(assignment: str, root: Path = REPO, sheet: Path | None = None)
     rows = sheet_rows(coursedir.db_url, coursedir.course_id, assignment, {}, sheet, list(previous))
     wanted = exercises(coursedir.db_url, coursedir.course_id, assignment)
     write_sheet(sheet, wanted, rows)
-    return GradeRun(assignment, sheet, rows, wanted)
+    return GradingResult(assignment, sheet, rows, wanted)

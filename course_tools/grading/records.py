@@ -6,7 +6,7 @@ from course_tools.grading.status import Status
 
 
 @dataclass
-class NotebookRun:
+class NotebookExecution:
     """How one notebook of one submission executed, as the worker observed it (not the kernel)."""
 
     notebook: str
@@ -30,11 +30,11 @@ class WorkerReport:
     student: str
     success: bool
     error: str = ""
-    runs: list[NotebookRun] = field(default_factory=list)
+    executions: list[NotebookExecution] = field(default_factory=list)
     seconds: float = 0.0
     feedback_error: str = ""
     feedback_seconds: float = 0.0
 
-    def run_of(self, notebook: str) -> NotebookRun | None:
+    def execution_of(self, notebook: str) -> NotebookExecution | None:
         """The run of ``notebook``, if it was executed."""
-        return next((r for r in self.runs if r.notebook == notebook), None)
+        return next((r for r in self.executions if r.notebook == notebook), None)

@@ -8,7 +8,7 @@ from course_tools.grading.status import Status
 
 
 @dataclass
-class GradeRun:
+class GradingResult:
     """The outcome of grading one assignment."""
 
     assignment: str
@@ -46,7 +46,7 @@ class Progress:
         )
 
 
-def summary(run: GradeRun) -> str:
+def grading_report(run: GradingResult) -> str:
     """Counts by status, failures and flags and why, pass rate of each exercise."""
     graded = [r for r in run.rows if r.graded]
     failed = [r for r in run.rows if not r.graded]

@@ -11,7 +11,7 @@ nbgrader does (left for a person).
 from nbgrader import utils
 from nbgrader.preprocessors import SaveAutoGrades
 
-from course_tools.grading.cells import grade_id, is_test_cell
+from course_tools.grading.cells import grade_id, is_test_cell, points
 
 PASSED = "mcl_passed"  # resources key set by the execute preprocessors: grade_id -> passed
 
@@ -25,9 +25,9 @@ class ScoreFromVerdicts(SaveAutoGrades):
             grade_id(cell), self.notebook_id, self.assignment_id, self.student_id
         )
         if is_test_cell(cell):
-            points = float(cell.metadata["nbgrader"]["points"])
+            maximum = points(cell)
             passed = resources.get(PASSED, {}).get(grade_id(cell), False)
-            grade.auto_score = points if passed else 0.0
+            grade.auto_score = maximum if passed else 0.0
         else:
             grade.auto_score, _ = utils.determine_grade(cell, self.log)
         # nbgrader's rule: a manual score or no auto score means a person must look

@@ -7,6 +7,7 @@ verdict and the executed notebooks; the main process records the scores from tha
 """
 
 import os
+import re
 import shutil
 import time
 import warnings
@@ -74,33 +75,43 @@ def start(
     _API = nbgrader_api(config)
 
 
+GENERIC = ("see the above traceback", "There was an error processing", "Removing failed")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:")
+
+
 def error_summary(result: dict) -> str:
-    """The first error line of an nbgrader API result."""
-    for text in (result.get("error") or "", result.get("log") or ""):
-        lines = [line for line in text.splitlines() if line.strip()]
-        errors = [line for line in lines if "Error" in line or "[ERROR]" in line]
-        if errors:
-            return errors[-1].strip()[:300]
+    """The most telling error line of an nbgrader API result: the exception, not "see above"."""
+    lines = [
+        line.strip()
+        for text in (result.get("error") or "", result.get("log") or "")
+        for line in text.splitlines()
+        if line.strip() and not any(g in line for g in GENERIC)
+    ]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    errors = [line for line in lines if "Error" in line or "[ERROR]" in line]
+    for found in (exceptions, errors):
+        if found:
+            return found[-1][:300]
     return "nbgrader autograde failed"
 
 
-def execute(assignment: str, student: str) -> WorkerReport:
+def grade_submission(assignment: str, student: str) -> WorkerReport:
     """Autograde one student's staged submission and write its feedback; report what happened.
 
     The feedback comes from this worker's gradebook copy, which holds the same scores as the real
     one will: the same verdicts, the manual grades of the snapshot. Writing it here keeps the main
     process's serial work down to recording the scores.
     """
-    from course_tools.grading.execute import RUNS
+    from course_tools.grading.execute import EXECUTIONS
 
-    RUNS.clear()
+    EXECUTIONS.clear()
     start_time = time.perf_counter()
     result = _API.autograde(assignment, student, force=True, create=True)
     report = WorkerReport(
         student=student,
         success=bool(result["success"]),
         error="" if result["success"] else error_summary(result),
-        runs=list(RUNS),
+        executions=list(EXECUTIONS),
         seconds=round(time.perf_counter() - start_time, 2),
     )
     if report.success:

@@ -149,8 +149,8 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> Markdown:
 
 
 # %%
-def seed_structured_pruning(model: ToyTransformer, keep_heads: int = 4) -> None:
-    """The seed script's mask, verbatim: keeps rows ``0 .. keep_heads*head_dim`` of in_proj_weight."""
+def original_structured_pruning(model: ToyTransformer, keep_heads: int = 4) -> None:
+    """The original script's mask, verbatim: keeps rows ``0 .. keep_heads*head_dim`` of in_proj_weight."""
     head_dim = model.hidden_size // model.num_heads
     mask = torch.zeros_like(model.attn.in_proj_weight)
     for i in range(keep_heads):
@@ -167,29 +167,29 @@ def nonzero_rows_per_block(attn: nn.MultiheadAttention) -> list[int]:
 
 if not GRADING:
     set_seed(SEED)
-    seed_toy = ToyTransformer(hidden_size=256, num_heads=8)
-    seed_structured_pruning(seed_toy, keep_heads=4)
-    kept = nonzero_rows_per_block(seed_toy.attn)
+    original_toy = ToyTransformer(hidden_size=256, num_heads=8)
+    original_structured_pruning(original_toy, keep_heads=4)
+    kept = nonzero_rows_per_block(original_toy.attn)
     display(
         markdown_table(
-            ["block of in_proj_weight", "rows", "rows left non-zero by the seed's mask"],
-            [[name, seed_toy.hidden_size, k] for name, k in zip("QKV", kept, strict=True)],
+            ["block of in_proj_weight", "rows", "rows left non-zero by the original script's mask"],
+            [[name, original_toy.hidden_size, k] for name, k in zip("QKV", kept, strict=True)],
         )
     )
     # With every V row zero, each head outputs the same vector whatever the input.
     x1, x2 = torch.randn(2, 16, 256), torch.randn(2, 16, 256)
     with torch.no_grad():
-        out1 = seed_toy.attn(x1, x1, x1, need_weights=False)[0]
-        out2 = seed_toy.attn(x2, x2, x2, need_weights=False)[0]
+        out1 = original_toy.attn(x1, x1, x1, need_weights=False)[0]
+        out2 = original_toy.attn(x2, x2, x2, need_weights=False)[0]
     spread = max((out1 - out1[0, 0]).abs().max().item(), (out2 - out1[0, 0]).abs().max().item())
     print(
         "largest difference between the attention outputs of any two tokens of two different "
         f"random inputs: {spread:.2e}"
     )
-    summary["seed_mask_q_rows_kept"] = kept[0]
-    summary["seed_mask_kv_rows_kept"] = kept[1] + kept[2]
-    summary["seed_mask_output_spread"] = spread
-    summary["seed_mask_output_max_abs"] = max(out1.abs().max().item(), out2.abs().max().item())
+    summary["original_mask_q_rows_kept"] = kept[0]
+    summary["original_mask_kv_rows_kept"] = kept[1] + kept[2]
+    summary["original_mask_output_spread"] = spread
+    summary["original_mask_output_max_abs"] = max(out1.abs().max().item(), out2.abs().max().item())
 
 # %% [markdown]
 # The table shows what went wrong. The seed's mask keeps the first `keep_heads * head_dim` rows
@@ -348,18 +348,18 @@ expect_value_error(lambda: structured_pruning(full, keep_heads=-1), "keep_heads=
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Here are the rows of `in_proj_weight` that each version leaves non-zero, for the seed's layer
+# Here are the rows of `in_proj_weight` that each version leaves non-zero, for the original script's layer
 # (width 256, 8 heads, keep 4). Yellow rows still contribute.
 
 # %%
 if not GRADING:
     set_seed(SEED)
     fixed_toy = ToyTransformer(hidden_size=256, num_heads=8)
-    seed_toy = copy.deepcopy(fixed_toy)
-    seed_structured_pruning(seed_toy, keep_heads=4)
+    original_toy = copy.deepcopy(fixed_toy)
+    original_structured_pruning(original_toy, keep_heads=4)
     structured_pruning(fixed_toy, keep_heads=4)
     alive = torch.stack(
-        [m.attn.in_proj_weight.detach().ne(0).any(dim=1) for m in (seed_toy, fixed_toy)]
+        [m.attn.in_proj_weight.detach().ne(0).any(dim=1) for m in (original_toy, fixed_toy)]
     ).float()  # [2, 3E]
     fig, ax = plt.subplots(figsize=(8, 2.6))
     ax.imshow(alive, aspect="auto", cmap="viridis", interpolation="nearest")
@@ -384,7 +384,7 @@ if not GRADING:
     ax.grid(False)
     plt.show()
     print("non-zero rows per block (Q, K, V):")
-    print(f"  seed mask          {nonzero_rows_per_block(seed_toy.attn)}")
+    print(f"  seed mask          {nonzero_rows_per_block(original_toy.attn)}")
     print(f"  structured_pruning {nonzero_rows_per_block(fixed_toy.attn)}")
 
 # %% [markdown]
@@ -1108,7 +1108,7 @@ if not GRADING:
 #
 # ## Part 4. When does removing heads pay off?
 #
-# Does the arithmetic take over at a realistic size? Take one attention layer at the seed's size:
+# Does the arithmetic take over at a realistic size? Take one attention layer at the original script's size:
 # width $E = 256$, $n = 8$ heads of $d = 32$, a batch of $B = 32$ sequences of $T = 128$ tokens.
 # Its multiply-adds are
 #

@@ -113,7 +113,7 @@ TEMPERATURES = [1.0, 2.0, 4.0, 8.0]  # the temperature sweep
 #
 # ### Exercise 1 (3 points): copy a frozen teacher
 #
-# Write `knowledge_distillation`, the seed's training loop. The teacher is **frozen**: it only provides
+# Write `knowledge_distillation`, the original script's training loop. The teacher is **frozen**: it only provides
 # targets. Put it in eval mode, compute its output without building a graph (`torch.no_grad()`), and give
 # the optimiser the student's parameters only. A teacher that receives gradients or updates is a bug that
 # silently changes the thing you are copying.
@@ -347,7 +347,7 @@ assert {id(p) for p in _optimised} == {id(p) for p in _student.parameters()}, (
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Now the seed's own run: the default `ToyTransformer()` (H = 256) and its student, 50 steps at
+# Now the original script's own run: the default `ToyTransformer()` (H = 256) and its student, 50 steps at
 # `lr=1e-3`. Your function returns only the last loss; to draw the whole curve, *forward hooks* record
 # what the teacher and the student output at each step, and the loss of each step is recomputed from
 # them. The dashed line is the loss of a trivial student that always outputs 0 (the mean square of the
@@ -356,14 +356,16 @@ assert {id(p) for p in _optimised} == {id(p) for p in _student.parameters()}, (
 # %%
 if not GRADING:
     set_seed(SEED)
-    seed_teacher = ToyTransformer()
-    seed_student = DistilledStudent(seed_teacher.hidden_size)
+    toy_teacher = ToyTransformer()
+    toy_student = DistilledStudent(toy_teacher.hidden_size)
     outputs = {"teacher": [], "student": []}
     hooks = [
         module.register_forward_hook(lambda m, i, out, key=key: outputs[key].append(out.detach()))
-        for key, module in (("teacher", seed_teacher), ("student", seed_student))
+        for key, module in (("teacher", toy_teacher), ("student", toy_student))
     ]
-    distill_loss = knowledge_distillation(seed_teacher, seed_student)  # the seed's defaults
+    distill_loss = knowledge_distillation(
+        toy_teacher, toy_student
+    )  # the original script's defaults
     for hook in hooks:
         hook.remove()
     curve = [

@@ -12,10 +12,10 @@
 # A trained network stores every weight as a 32-bit float, yet it rarely needs that much
 # precision. **Quantization** stores numbers as small integers plus a floating-point *scale*:
 # 4x smaller at 8 bits, and integer arithmetic that CPUs can run faster. In this notebook you start
-# from the seed script's `simulate_int8_quantization` and build, one piece at a time, what real
+# from the original script's `simulate_int8_quantization` and build, one piece at a time, what real
 # INT8 inference uses:
 #
-# 1. symmetric per-tensor quantization (the seed's function),
+# 1. symmetric per-tensor quantization (the original script's function),
 # 2. one scale per output channel,
 # 3. affine quantization with a zero point (Jacob et al., 2018),
 # 4. percentile calibration against outliers,
@@ -144,7 +144,7 @@ if not GRADING:
 # Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference*; Nagel et al., 2021,
 # *A White Paper on Neural Network Quantization*).
 #
-# **Exercise 1 (2 points).** Implement the seed's function. An all-zero tensor has scale 0: return
+# **Exercise 1 (2 points).** Implement the original script's function. An all-zero tensor has scale 0: return
 # zeros instead of dividing by zero (no NaN).
 
 
@@ -1270,7 +1270,7 @@ if not GRADING:
 # package; we hide exactly that warning (and its companion about quantized tensors) in `dynamic_int8`
 # below, and no other.
 #
-# Below: the seed's `ToyTransformer` at its default width (256) on one sequence of 16 tokens, and the
+# Below: the original script's `ToyTransformer` at its default width (256) on one sequence of 16 tokens, and the
 # digits teacher on a batch of test images, both on one thread (the cell also times the teacher
 # variants of section 8 in the same rounds). The size ratio is fp32 bytes over
 # INT8 bytes (`serialized_size`), the speed-up is fp32 latency over INT8 latency (`measure_latency`,

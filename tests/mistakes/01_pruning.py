@@ -32,7 +32,7 @@ STRUCTURED_PRUNING = [
         fails=("structured_pruning_tests", "structured_pruning_errors_tests"),
     ),
     Mistake(
-        name="sp_seed_mask_q_rows_only",  # the seed's answer: rows 0..keep*d of the stacked matrix
+        name="sp_original_mask_q_rows_only",  # the original script's answer: rows 0..keep*d of the stacked matrix
         answer_id="structured_pruning_answer",
         source=_structured_pruning(
             """\

@@ -3,7 +3,7 @@
 from tests.notebook_harness import Mistake
 
 # ---------------------------------------------------------------------------------------------------------
-# Exercise 1: knowledge_distillation (the seed's warm-up)
+# Exercise 1: knowledge_distillation (the original script's warm-up)
 # ---------------------------------------------------------------------------------------------------------
 WARMUP = """
 def knowledge_distillation(teacher, student, steps=50, lr=1e-3):

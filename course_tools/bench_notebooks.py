@@ -1,6 +1,6 @@
 """Benchmark each notebook: headless run time (median of 3) and autograde time of one submission.
 
-``python -m course_tools.bench`` (or ``make bench``); a measurement, not a test.
+``python -m course_tools.bench_notebooks`` (or ``make bench``); a measurement, not a test.
 """
 
 import argparse
@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from course_tools.course import course_config, nbgrader_api, notebooks, submit
+from course_tools.headless import run_headless
 from course_tools.release import generate
-from course_tools.run import execute
 
 
 def time_headless(nb, out_dir: Path, repeats: int) -> list[float]:
@@ -19,7 +19,7 @@ def time_headless(nb, out_dir: Path, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        execute(nb, out_dir=out_dir, progress=False)
+        run_headless(nb, out_dir=out_dir, progress=False)
         times.append(time.perf_counter() - start)
     return times
 

@@ -1,4 +1,4 @@
-"""The seed script's models: a one-block toy transformer and its linear student."""
+"""The original script's models: a one-block toy transformer and its linear student."""
 
 import torch
 from torch import nn

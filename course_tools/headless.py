@@ -1,6 +1,6 @@
 """Execute every solution notebook headless with papermill and print its key measured results.
 
-``python -m course_tools.run`` (or ``make run``) writes executed notebooks to ``build/executed/``.
+``python -m course_tools.headless`` (or ``make run``) writes executed notebooks to ``build/executed/``.
 """
 
 import argparse
@@ -15,7 +15,7 @@ from course_tools.course import BUILD, REPO, Notebook, build_source, notebooks
 EXECUTED = BUILD / "executed"
 
 
-def execute(nb: Notebook, out_dir: Path = EXECUTED, progress: bool = True) -> Path:
+def run_headless(nb: Notebook, out_dir: Path = EXECUTED, progress: bool = True) -> Path:
     """Run one solution notebook with papermill (demos included); returns the executed copy."""
     import papermill
 
@@ -32,7 +32,7 @@ def execute(nb: Notebook, out_dir: Path = EXECUTED, progress: bool = True) -> Pa
     return out
 
 
-def summary(executed: Path) -> dict:
+def read_summary(executed: Path) -> dict:
     """The JSON dict printed by the cell tagged ``summary`` of an executed notebook."""
     notebook = nbformat.read(executed, as_version=4)
     for cell in notebook.cells:
@@ -66,9 +66,9 @@ def main() -> None:
     for i, nb in enumerate(selected, 1):
         print(f"[{i}/{len(selected)}] {nb.assignment}/{nb.name}", flush=True)
         start = time.perf_counter()
-        out = execute(nb)
+        out = run_headless(nb)
         print(f"  executed in {time.perf_counter() - start:.1f} s -> {out.relative_to(REPO)}")
-        print(format_summary(summary(out)), flush=True)
+        print(format_summary(read_summary(out)), flush=True)
 
 
 if __name__ == "__main__":
