@@ -17,19 +17,22 @@ def roster(db_url: str, course_id: str) -> list[str]:
         return sorted(s.id for s in gb.students)
 
 
-def discover(
-    assignment: str, submitted: Path, db_url: str, course_id: str, only: list[str] | None
-) -> dict[str, Path | None]:
-    """``{student: submission folder}``; students of the gradebook without one map to None.
-
-    Folders are listed, never globbed with a student id, and symbolic links are not followed.
-    """
+def submission_folders(assignment: str, submitted: Path) -> dict[str, Path]:
+    """``{student: <submitted>/<student>/<assignment>}``, listed (never globbed), symlinks skipped."""
     found = {}
     if submitted.is_dir():
         for student_dir in sorted(submitted.iterdir(), key=lambda p: p.name):
             folder = student_dir / assignment
-            if not student_dir.is_symlink() and student_dir.is_dir() and folder.is_dir():
+            if not student_dir.is_symlink() and not folder.is_symlink() and folder.is_dir():
                 found[student_dir.name] = folder
+    return found
+
+
+def discover(
+    assignment: str, submitted: Path, db_url: str, course_id: str, only: list[str] | None
+) -> dict[str, Path | None]:
+    """``{student: submission folder}``; students of the gradebook without one map to None."""
+    found: dict[str, Path | None] = dict(submission_folders(assignment, submitted))
     if only:
         return {s: found.get(s) for s in only}
     for student in roster(db_url, course_id):

@@ -17,7 +17,6 @@ class Status(StrEnum):
     OTHER_ASSIGNMENT = "other-assignment"
     WRONG_NOTEBOOK = "wrong-notebook"
     MISSING = "missing"
-    SANDBOX_ERROR = "sandbox-error"
     AUTOGRADE_ERROR = "autograde-error"
     # Graded, but a person must look: scores kept per exercise, no total until reviewed.
     FLAGGED = "flagged"

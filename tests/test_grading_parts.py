@@ -1,0 +1,211 @@
+"""The grading package's parts, one behaviour each, without executing notebooks (fast)."""
+
+import json
+import os
+import sys
+
+import jupytext
+import nbformat
+import pytest
+
+from course_tools.course import REPO, notebooks
+from course_tools.grading.audit import audit_answers, audit_cell
+from course_tools.grading.cells import metadata_problem, released_source, split_hidden
+from course_tools.grading.checks import read_notebook
+from course_tools.grading.discover import readable_timestamp, submission_folders
+from course_tools.grading.execute import hidden_outcome, raised_in_student_code
+from course_tools.grading.sandbox import SandboxSpec, bwrap_command
+from course_tools.grading.status import NOT_GRADED, Status, most_telling
+from course_tools.sample_class import filled, solution_answers
+from tests.class_fixture import mistakes
+
+PROTECTED = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional"}
+
+
+def cell(source: str = "x = 1", **nbgrader) -> nbformat.NotebookNode:
+    """A code cell with the given nbgrader metadata."""
+    made = nbformat.v4.new_code_cell(source)
+    if nbgrader:
+        made.metadata["nbgrader"] = nbgrader
+    return made
+
+
+# ------------------------------------------------------------------------------------ statuses
+def test_problems_outrank_graded_and_flagged_outranks_timeout():
+    assert most_telling({Status.OK}) is Status.GRADED
+    assert most_telling({Status.TIMEOUT, Status.FLAGGED}) is Status.FLAGGED
+    assert most_telling({Status.FLAGGED, Status.EMPTY}) is Status.EMPTY
+
+
+def test_flagged_is_graded_but_its_total_is_held():
+    assert Status.FLAGGED.graded and not Status.FLAGGED.counts
+    assert Status.GRADED.counts and Status.TIMEOUT.counts
+    assert all(not s.graded for s in NOT_GRADED)
+
+
+# --------------------------------------------------------------------------------------- cells
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        ("grade me", "is a str"),
+        ({"grade": True, "grade_id": ["a"], "points": 1}, "grade_id"),
+        ({"grade": "yes", "grade_id": "a"}, "nbgrader.grade"),
+        ({"grade": True, "grade_id": "a", "points": "2"}, "points"),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_named(meta, fragment):
+    bad = cell()
+    bad.metadata["nbgrader"] = meta
+    assert fragment in metadata_problem(bad)
+
+
+def test_good_metadata_has_no_problem():
+    assert metadata_problem(cell(grade=True, grade_id="t", points=2, locked=True)) is None
+
+
+def test_hidden_part_is_split_from_the_visible_part():
+    source = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS\n"
+    assert split_hidden(source) == ("assert f(1) == 2", "assert f(2) == 4")
+    assert released_source(source) == "assert f(1) == 2"
+
+
+# -------------------------------------------------------------------------------------- checks
+def write_json(path, value) -> None:
+    path.write_text(json.dumps(value))
+
+
+def notebook_with(tmp_path, meta) -> str:
+    nb = nbformat.v4.new_notebook(cells=[cell()])
+    nb.cells[0].metadata["nbgrader"] = meta
+    path = tmp_path / "n.ipynb"
+    path.write_text(nbformat.writes(nb, version=4))
+    return path
+
+
+def test_deeply_nested_json_is_not_a_notebook(tmp_path):
+    path = tmp_path / "n.ipynb"
+    path.write_text("[" * 50_000 + "]" * 50_000)
+    assert read_notebook(path)[1] in (Status.INVALID_JSON, Status.NOT_A_NOTEBOOK)
+
+
+def test_string_metadata_gets_bad_metadata(tmp_path):
+    assert read_notebook(notebook_with(tmp_path, "grade me"))[1] is Status.BAD_METADATA
+
+
+def test_list_grade_id_gets_bad_metadata(tmp_path):
+    path = notebook_with(tmp_path, {"grade": True, "grade_id": ["x"], "points": 1})
+    notebook, status, message = read_notebook(path)
+    assert status is Status.BAD_METADATA and "grade_id" in message
+
+
+def test_symlink_is_never_followed(tmp_path):
+    secret = tmp_path / "solution.ipynb"
+    secret.write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    link = tmp_path / "mine.ipynb"
+    link.symlink_to(secret)
+    assert read_notebook(link)[1] is Status.UNSAFE_FILE
+
+
+def test_fifo_is_never_opened(tmp_path):
+    fifo = tmp_path / "mine.ipynb"
+    os.mkfifo(fifo)
+    assert read_notebook(fifo)[1] is Status.UNSAFE_FILE
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "9" * 50, "2026-13-45 99:99:99"])
+def test_unreadable_timestamp_is_left_out(tmp_path, text):
+    stamp = tmp_path / "timestamp.txt"
+    stamp.write_text(text)
+    assert not readable_timestamp(stamp)
+
+
+def test_readable_timestamp_is_kept(tmp_path):
+    stamp = tmp_path / "timestamp.txt"
+    stamp.write_text("2026-11-30 12:00:00.000000 UTC")
+    assert readable_timestamp(stamp)
+
+
+def test_discover_skips_symlinked_student_folders(tmp_path):
+    (tmp_path / "alice" / "a1").mkdir(parents=True)
+    (tmp_path / "mallory").symlink_to(tmp_path / "alice")
+    assert list(submission_folders("a1", tmp_path)) == ["alice"]
+
+
+# --------------------------------------------------------------------------------------- audit
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sys\nsys.displayhook('ok')",
+        "get_ipython().ast_transformers.append(object())",
+        "torch.allclose = lambda *a, **k: True",
+        "import builtins\nbuiltins.isinstance = lambda *a: True",
+        "isinstance = lambda *a: True",
+        "import numpy as torch",
+        "def f():\n    import inspect\n    return inspect.stack()",
+        "def f():\n    return In[-1]",
+        "exec('x = 1')",
+        "x = getattr(__import__('s' + 'ys'), 'display' + 'hook')",
+        "!cat /etc/passwd",
+        "import gc\ngc.get_referrers(1)",
+        "setattr(torch, 'allclose', len)",
+    ],
+)
+def test_answers_that_reach_for_grader_internals_are_flagged(source):
+    assert audit_cell(source, PROTECTED)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\nfrom torch import nn\n\ndef f(x):\n    return torch.relu(x)",
+        "def f(module, name):\n    return getattr(module, name)",
+        "def f(x):\n    max = x.max()\n    return max",
+        "import warnings\nwarnings.warn('careful')\nprint('debug')",
+    ],
+)
+def test_ordinary_answers_are_not_flagged(source):
+    assert audit_cell(source, PROTECTED) == []
+
+
+@pytest.mark.parametrize("nb", notebooks(), ids=lambda nb: nb.assignment)
+def test_solutions_and_listed_wrong_answers_are_never_flagged(nb):
+    source = jupytext.read(nb.solution_text, fmt="py:percent")
+    assert audit_answers(source) == []
+    answers = solution_answers(nb)
+    for mistake in mistakes(nb.assignment):
+        wrong = {**answers, mistake.answer_id: mistake.source, **mistake.extra}
+        assert audit_answers(filled(source, wrong)) == [], mistake.name
+
+
+# ----------------------------------------------------------------------------- hidden feedback
+def reply(status: str, ename: str = "", evalue: str = "", traceback=()) -> dict:
+    content = {"status": status, "ename": ename, "evalue": evalue, "traceback": list(traceback)}
+    return {"content": content}
+
+
+def test_failed_hidden_assertion_shows_the_instructors_message():
+    shown = hidden_outcome(reply("error", "AssertionError", "negative inputs", ["Cell In[7]"]), 7)
+    assert (shown.ename, shown.evalue) == ("AssertionError", "negative inputs")
+
+
+def test_exception_from_student_code_shows_only_its_type():
+    trace = ["Cell In[7], line 2", "Cell In[3], line 5, in f", "ValueError: secret 42"]
+    assert raised_in_student_code(trace, 7)
+    shown = hidden_outcome(reply("error", "ValueError", "secret 42", trace), 7)
+    assert shown.ename == "ValueError" and "secret" not in shown.evalue
+
+
+def test_passing_hidden_part_says_so():
+    assert "passed" in hidden_outcome(reply("ok"), 3).text
+
+
+# ------------------------------------------------------------------------------------- sandbox
+def test_sandbox_shows_only_the_environment_and_its_own_folder(tmp_path):
+    spec = SandboxSpec(readable=(sys.prefix, str(REPO / "lab_utils")), writable=str(tmp_path))
+    argv = bwrap_command(spec, ["python"], as_root=True)
+    bound = {argv[i + 1] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind")}
+    assert str(REPO) not in bound and str(REPO / "solutions") not in bound
+    assert not any(str(REPO / "build") in b for b in bound)
+    for flag in ("--unshare-net", "--unshare-pid", "--clearenv", "--die-with-parent"):
+        assert flag in argv
+    assert argv.index("--tmpfs") < argv.index("--bind")  # /tmp first, the runtime folder on top
