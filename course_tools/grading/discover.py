@@ -2,9 +2,10 @@
 
 import os
 import shutil
-import sqlite3
+from datetime import datetime
 from pathlib import Path
 
+from course_tools.collect import read_timestamp_file
 from course_tools.grading.checks import NotebookCheck
 from course_tools.grading.status import Status
 
@@ -55,34 +56,13 @@ def stage(
     timestamp = submitted / student / assignment / "timestamp.txt"
     if not os.path.lexists(timestamp):
         return []
-    if readable_timestamp(timestamp):
+    when = read_timestamp_file(timestamp)
+    if isinstance(when, datetime):
         shutil.copyfile(timestamp, target / "timestamp.txt", follow_symlinks=False)
         return []
-    return ["timestamp.txt could not be read: graded without a submission time"]
+    return [f"timestamp.txt ignored ({when}): graded without a submission time"]
 
 
 def readable_timestamp(path: Path) -> bool:
-    """True for a small regular file holding a time nbgrader can parse."""
-    from nbgrader.utils import parse_utc
-
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > 100:
-        return False
-    try:
-        parse_utc(path.read_text(encoding="utf-8").strip())
-    except (ValueError, OverflowError, UnicodeDecodeError, TypeError):
-        return False
-    return True
-
-
-def snapshot_gradebook(db_url: str, scratch: Path) -> str:
-    """A consistent copy of an sqlite gradebook for the workers (other databases are shared)."""
-    if not db_url.startswith("sqlite:///"):
-        return db_url
-    copy = scratch / "gradebook-snapshot.db"
-    source = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    target = sqlite3.connect(copy)
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return f"sqlite:///{copy}"
+    """True for a ``timestamp.txt`` that collect and nbgrader can read."""
+    return isinstance(read_timestamp_file(path), datetime)
