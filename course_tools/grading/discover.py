@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -66,3 +67,17 @@ def stage(
 def readable_timestamp(path: Path) -> bool:
     """True for a ``timestamp.txt`` that collect and nbgrader can read."""
     return isinstance(read_timestamp_file(path), datetime)
+
+
+def snapshot_gradebook(db_url: str, scratch: Path) -> str:
+    """A consistent copy of an sqlite gradebook for the workers (other databases are shared)."""
+    if not db_url.startswith("sqlite:///"):
+        return db_url
+    copy = scratch / "gradebook-snapshot.db"
+    source = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return f"sqlite:///{copy}"
