@@ -61,10 +61,10 @@ GRADE_ARGS ?=
 collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder)
 	$(PY) -m course_tools.collect $(ASSIGNMENT) $(FROM)
 
-grade: $(INSTALLED) ## autograde on all cores, feedback, build/grades/<assignment>.csv: make grade ASSIGNMENT=01_pruning
+grade: $(INSTALLED) ## autograde in the sandbox on all cores, feedback, build/grades/<assignment>.csv: make grade ASSIGNMENT=01_pruning
 	$(PY) -m course_tools.grade $(ASSIGNMENT) $(GRADE_ARGS)
 
-bench-grading: $(INSTALLED) ## grading benchmark: wall time per submission and per class (not a test)
+bench-grading: $(INSTALLED) ## grading benchmark: the sandbox's cost, wall time per class (not a test)
 	$(PY) -m course_tools.bench_grading
 
 clean: ## remove build outputs (keeps .venv)
