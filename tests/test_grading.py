@@ -356,6 +356,24 @@ def test_regrading_keeps_manual_grade_and_gives_same_sheet(graded):
     assert after == before
 
 
+def test_sheet_flags_a_score_above_the_maximum(graded):
+    """A gradebook written by anything but the grader (say, 13 extra points) is held for review."""
+    from nbgrader.api import Gradebook
+
+    root = graded.folder / "forged"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(graded.root, root)
+    column = expected_columns(graded)[0]
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "model-compression-lab") as gb:
+        grade = gb.find_grade(column, column_notebook(graded), graded.assignment, "full")
+        grade.manual_score = grade.max_score + 13
+        gb.db.commit()
+    command("grade", graded.assignment, "--root", str(root), "--sheet-only")
+    row = read_sheet(root / "build" / "grades" / f"{graded.assignment}.csv")["full"]
+    assert row["status"] == "flagged" and row["total"] == ""
+    assert f"above the maximum: {column}" in row["message"]
+
+
 def column_notebook(graded: GradedClass) -> str:
     """The notebook of the assignment (one per assignment in the fixture class)."""
     return next(nb.name for nb in notebooks() if nb.assignment == graded.assignment)

@@ -315,6 +315,13 @@ def sheet_rows(
                 continue
             row = read_scores(gb, assignment, student, wanted)
             row.status, row.message = status, message
+            if impossible := [
+                e.column for e in wanted if (row.scores[e.column] or 0) > e.max_score
+            ]:
+                row.status = Status.FLAGGED  # the gradebook was written by something else
+                row.message = "; ".join(
+                    filter(None, [message, f"above the maximum: {few(impossible)}"])
+                )
             rows.append(row)
     return rows
 
