@@ -24,7 +24,9 @@
 #
 # **How to start.** Run `make lab` in the repository root: it creates `.venv`, installs the course
 # helpers (`lab_utils`) and opens JupyterLab. Open this notebook there and choose the kernel
-# "Python 3". Run the cells from top to bottom; a laptop CPU is all it needs.
+# "Python 3". Run the cells from top to bottom; a laptop CPU is all it needs. The
+# last cell prints the measured results, among them `run_seconds`: how many seconds the whole
+# notebook took on your machine.
 #
 # **Exercises.** Four functions to write, each in a cell marked `# YOUR CODE HERE`. Run the test
 # cell directly below each one: it prints what it compared, and an `AssertionError` message tells
@@ -45,6 +47,7 @@
 import copy
 import json
 import os
+import time
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
@@ -84,6 +87,8 @@ torch.set_num_threads(1)  # one thread: float sums in a fixed order, and fair ti
 set_seed(0)
 use_course_style()
 summary: dict[str, float | int] = {}  # key measured results, printed by the last cell
+
+STARTED = time.perf_counter()  # the summary reports the whole run's seconds
 
 # %% tags=["parameters"]
 SEED = 0  # seeds every random choice below
@@ -1257,4 +1262,5 @@ if not GRADING:
 # Heavy Lifting, the Rest Can Be Pruned*) do with an $L_0$ penalty.
 
 # %% tags=["summary"]
+summary["run_seconds"] = round(time.perf_counter() - STARTED, 1)
 print(json.dumps(summary))

@@ -28,7 +28,9 @@
 #
 # **How to start.** Open this notebook from JupyterLab started with `make lab` in the repository root
 # (it creates `.venv` and installs `lab_utils`, the course's helper package) and pick the kernel
-# "Python 3". Run the cells from the top; a laptop CPU is all it needs.
+# "Python 3". Run the cells from the top; a laptop CPU is all it needs. The
+# last cell prints the measured results, among them `run_seconds`: how many seconds the whole
+# notebook took on your machine.
 #
 # **Exercises.** Three functions to write, each in a cell marked `# YOUR CODE HERE`. Run the test cells
 # directly below each one: they print what they compared, and an `AssertionError` message tells you what to
@@ -48,6 +50,7 @@ import copy
 import json
 import os
 import statistics
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -85,6 +88,8 @@ torch.set_num_threads(1)  # these models are tiny: one thread is fastest and kee
 set_seed(0)
 use_course_style()
 summary = {}
+
+STARTED = time.perf_counter()  # the summary reports the whole run's seconds
 
 # %% tags=["parameters"]
 SEED = 0  # first training seed; the comparison uses SEED, SEED + 1, ...
@@ -1305,4 +1310,5 @@ if not GRADING:
 # of MNIST, and see whether the student still recognises it from the soft targets alone.
 
 # %% tags=["summary"]
+summary["run_seconds"] = round(time.perf_counter() - STARTED, 1)
 print(json.dumps(summary))

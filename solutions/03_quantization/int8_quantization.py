@@ -27,6 +27,8 @@
 # **How to start.** Open this notebook from JupyterLab started with `make lab` in the repository
 # root (it creates `.venv` and installs the course package `lab_utils`), and pick the kernel
 # "Python 3". Nothing is trained here: the notebook loads the course's pretrained digits teacher.
+# The last cell prints the measured results, among them `run_seconds`: how many seconds the whole
+# notebook took on your machine.
 #
 # **Exercises.** Seven functions to write, each in a cell that says `YOUR CODE HERE`; run the test
 # cell right below it: it prints what it compared, and an `AssertionError` tells you what to fix.
@@ -50,6 +52,7 @@ import copy
 import io
 import json
 import os
+import time
 import warnings
 from collections.abc import Callable
 
@@ -82,6 +85,8 @@ torch.set_num_threads(1)  # tiny models: one thread is enough, and all timings u
 use_course_style()
 summary: dict[str, float | int | str] = {}
 print(f"lab_utils from {os.path.dirname(lab_utils.__file__)}, torch {torch.__version__}")
+
+STARTED = time.perf_counter()  # the summary reports the whole run's seconds
 
 # %% tags=["parameters"]
 SEED = 0
@@ -914,8 +919,8 @@ if not GRADING:
             f"MSE {total[best]:.2e} ({total[-1] / total[best]:.2f}x lower)"
         )
     axes[1].axhline(split_mse, color="C2", ls="--", label="outlier features kept in float")
-    axes[0].set_ylabel("mean squared error")
     for ax in axes:
+        ax.set_ylabel("mean squared error")
         ax.legend(fontsize=7)
     fig.tight_layout()
     plt.show()
@@ -1500,4 +1505,5 @@ if not GRADING:
 # These numbers are measured again every time the notebook runs, on whatever CPU runs it.
 
 # %% tags=["summary"]
+summary["run_seconds"] = round(time.perf_counter() - STARTED, 1)
 print(json.dumps(summary))
