@@ -48,7 +48,9 @@ FORBIDDEN_ATTRIBUTES = frozenset(
         "input_transformers_post", "input_transformers_cleanup", "ast_node_interactivity",
         "events", "user_ns", "history_manager", "shell_handlers", "modules", "meta_path",
         "get_referrers", "get_referents", "system", "popen", "spawn", "fork", "_exit",
-        "__setattr__", "__delattr__", "__getattribute__",
+        "__setattr__", "__delattr__", "__getattribute__", "formatwarning", "showwarning",
+        "extract_stack", "extract_tb", "format_stack", "format_tb", "exc_info", "stack_info",
+        "walk_stack", "walk_tb", "tb_next",
     }
 )  # fmt: skip
 BUILTIN_NAMES = frozenset(dir(builtins))

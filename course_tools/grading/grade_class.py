@@ -257,6 +257,11 @@ def record(submission: Submission, recorder, assignment: str, cell_timeout: int)
         return
     if report.feedback_error:
         submission.notes.append(f"feedback failed: {report.feedback_error}")
+    if report.feedback_held:
+        submission.notes.append(
+            "feedback held for review: after reviewing, release it with "
+            f"`nbgrader generate_feedback {assignment} --student {submission.student}`"
+        )
     REPLAYS.clear()
     REPLAYS.update({(submission.student, r.notebook): r for r in report.executions})
     try:

@@ -33,6 +33,7 @@ class WorkerReport:
     executions: list[NotebookExecution] = field(default_factory=list)
     seconds: float = 0.0
     feedback_error: str = ""
+    feedback_held: bool = False  # flagged: no feedback until a person has reviewed it
     feedback_seconds: float = 0.0
 
     def execution_of(self, notebook: str) -> NotebookExecution | None:

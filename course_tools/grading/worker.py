@@ -114,7 +114,12 @@ def grade_submission(assignment: str, student: str) -> WorkerReport:
         executions=list(EXECUTIONS),
         seconds=round(time.perf_counter() - start_time, 2),
     )
-    if report.success:
+    if report.success and any(e.flags for e in report.executions):
+        # what flagged code printed may quote hidden tests: a person looks before the student does
+        held = Path(_API.coursedir.root) / _API.coursedir.feedback_directory / student / assignment
+        shutil.rmtree(held, ignore_errors=True)
+        report.feedback_held = True
+    elif report.success:
         feedback = _API.generate_feedback(assignment, student, force=True)
         if not feedback["success"]:
             report.feedback_error = error_summary(feedback)
