@@ -4,12 +4,11 @@ import json
 import os
 import sys
 
-import jupytext
 import nbformat
 import pytest
 
 from course_tools.course import REPO, notebooks
-from course_tools.grading.audit import audit_answers, audit_cell
+from course_tools.grading.audit import audit_answers, audit_cell, instructor_code
 from course_tools.grading.cells import metadata_problem, released_source, split_hidden
 from course_tools.grading.checks import read_notebook
 from course_tools.grading.discover import readable_timestamp, submission_folders
@@ -125,10 +124,12 @@ def test_readable_timestamp_is_kept(tmp_path):
     assert readable_timestamp(stamp)
 
 
-def test_discover_skips_symlinked_student_folders(tmp_path):
+def test_symlinked_student_folders_are_listed_not_followed(tmp_path):
     (tmp_path / "alice" / "a1").mkdir(parents=True)
     (tmp_path / "mallory").symlink_to(tmp_path / "alice")
-    assert list(submission_folders("a1", tmp_path)) == ["alice"]
+    (tmp_path / "nobody").mkdir()
+    found = submission_folders("a1", tmp_path)
+    assert list(found) == ["alice", "mallory"] and found["mallory"].parent.is_symlink()
 
 
 # --------------------------------------------------------------------------------------- audit
@@ -168,13 +169,39 @@ def test_ordinary_answers_are_not_flagged(source):
 
 
 @pytest.mark.parametrize("nb", notebooks(), ids=lambda nb: nb.assignment)
-def test_solutions_and_listed_wrong_answers_are_never_flagged(nb):
-    source = jupytext.read(nb.solution_text, fmt="py:percent")
-    assert audit_answers(source) == []
+def test_solutions_and_listed_wrong_answers_are_never_flagged(built_course, nb):
+    release, instructor = released(built_course, nb)
     answers = solution_answers(nb)
+    assert audit_answers(filled(release, answers), instructor) == []
     for mistake in mistakes(nb.assignment):
         wrong = {**answers, mistake.answer_id: mistake.source, **mistake.extra}
-        assert audit_answers(filled(source, wrong)) == [], mistake.name
+        assert audit_answers(filled(release, wrong), instructor) == [], mistake.name
+
+
+def released(built_course, nb) -> tuple[nbformat.NotebookNode, frozenset[str]]:
+    """The student release of ``nb`` and its instructor code (test cells as released: grading
+    restores their hidden part from the gradebook before the audit)."""
+    release = nbformat.read(nb.release_notebook(built_course / "release"), as_version=4)
+    return release, instructor_code(release)
+
+
+def test_cells_the_student_added_are_audited(built_course):
+    release, instructor = released(built_course, notebooks()[0])
+    release.cells.append(nbformat.v4.new_code_cell("torch.equal = lambda *a: True"))
+    assert any("patches torch.equal" in r for r in audit_answers(release, instructor))
+
+
+def test_an_edited_read_only_cell_is_the_students_code(built_course):
+    release, instructor = released(built_course, notebooks()[0])
+    first = next(c for c in release.cells if c.cell_type == "code")
+    first.source += "\nimport numpy as torch\n"
+    assert any("rebinds torch" in r for r in audit_answers(release, instructor))
+
+
+def test_patching_through_an_alias_is_flagged(built_course):
+    release, instructor = released(built_course, notebooks()[0])
+    release.cells.append(nbformat.v4.new_code_cell("t = torch\nt.allclose = len"))
+    assert any("patches t.allclose" in r for r in audit_answers(release, instructor))
 
 
 # ----------------------------------------------------------------------------- hidden feedback

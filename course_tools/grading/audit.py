@@ -1,7 +1,8 @@
-"""Read the student's answer cells before running them: flag code that reaches for grader internals.
+"""Read the student's code cells before running them: flag code that reaches for grader internals.
 
 A flag is not a verdict: the notebook is still graded, and the sheet shows ``flagged`` with each
-reason so that a person can look. Flagged are answer cells that
+reason so that a person can look. The student's code is every answer cell and every code cell
+that is not, word for word, one of the instructor's. Flagged is code that
 
 - touch the interpreter's hooks or its history (``sys.displayhook``, ``sys.settrace``,
   ``get_ipython``, ``In``/``Out``/``_ih``, ``builtins``, ...), frames and callers
@@ -10,7 +11,8 @@ reason so that a person can look. Flagged are answer cells that
 - look attributes of a module or builtin up by a name computed at run time
   (``getattr(sys, "display" + "hook")``);
 - patch what the tests rely on: assign an attribute of an imported module or class
-  (``torch.allclose = ...``), or rebind at the top level a name a locked cell imports or a builtin.
+  (``torch.allclose = ...``, also through an alias ``t = torch``), or rebind at the top level a
+  name a locked cell imports or defines (a helper the tests call) or a builtin.
 
 IPython syntax (``%magic``, ``!cmd``) is translated first, so ``!cat ...`` counts as
 ``get_ipython``.
@@ -27,6 +29,7 @@ from course_tools.grading.cells import grade_id, is_answer_cell
 FORBIDDEN_NAMES = frozenset(
     {
         "get_ipython", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii", "exec", "eval",
+        "quit", "exit",
         "compile", "__import__", "globals", "vars", "breakpoint", "__builtins__", "__loader__",
         "__spec__",
     }
@@ -50,7 +53,8 @@ FORBIDDEN_ATTRIBUTES = frozenset(
         "get_referrers", "get_referents", "system", "popen", "spawn", "fork", "_exit",
         "__setattr__", "__delattr__", "__getattribute__", "formatwarning", "showwarning",
         "extract_stack", "extract_tb", "format_stack", "format_tb", "exc_info", "stack_info",
-        "walk_stack", "walk_tb", "tb_next",
+        "walk_stack", "walk_tb", "tb_next", "_ip", "kernel", "session", "shell",
+        "last_execution_result", "displayhook_class",
     }
 )  # fmt: skip
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -157,17 +161,61 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def audit_answers(nb: NotebookNode) -> list[str]:
-    """Every reason to review the answer cells of ``nb``, each naming its cell."""
+def _aliases(tree: ast.AST, protected: dict[str, str]) -> dict[str, str]:
+    """Names assigned from a protected name (``t = torch``): patching them patches the original."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            root = _root_name(node.value)
+            if root in protected or root in BUILTIN_NAMES:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            found[name.id] = f"alias of {root}"
+    return found
+
+
+def _locked_definitions(tree: ast.Module) -> dict[str, str]:
+    """Top-level functions and classes of a locked cell (helpers the tests call)."""
+    return {
+        node.name: "defined by a locked cell"
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+
+
+def is_student_cell(cell: NotebookNode, instructor: frozenset[str]) -> bool:
+    """Code the student wrote: an answer cell, or any code cell that is not the instructor's text."""
+    if cell.cell_type != "code":
+        return False
+    return is_answer_cell(cell) or cell.source not in instructor
+
+
+def instructor_code(source: NotebookNode) -> frozenset[str]:
+    """The text of every code cell of the instructor's source notebook that is not an answer."""
+    return frozenset(
+        c.source for c in source.cells if c.cell_type == "code" and not is_answer_cell(c)
+    )
+
+
+def audit_answers(nb: NotebookNode, instructor: frozenset[str]) -> list[str]:
+    """Every reason to review the student's code cells of ``nb``, each naming its cell.
+
+    ``instructor``: the code cells as released (:func:`instructor_code`); an edited copy of one of
+    them is the student's code too.
+    """
     protected: dict[str, str] = {}
+    for source in sorted(instructor):
+        if isinstance(tree := _parse(source), ast.Module):
+            protected |= _imports(tree)
+            protected |= {k: v for k, v in _locked_definitions(tree).items() if k not in protected}
     for cell in nb.cells:
-        if cell.cell_type == "code" and not is_answer_cell(cell):
-            tree = _parse(cell.source)
-            if tree is not None:
-                protected |= _imports(tree)
+        if is_student_cell(cell, instructor) and (tree := _parse(cell.source)) is not None:
+            protected |= {k: v for k, v in _aliases(tree, protected).items() if k not in protected}
     reasons = []
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and is_answer_cell(cell):
-            label = grade_id(cell) or f"cell {index}"
+        if is_student_cell(cell, instructor):
+            label = grade_id(cell) or f"added cell {index}"
             reasons += [f"{label} {reason}" for reason in audit_cell(cell.source, protected)]
     return reasons

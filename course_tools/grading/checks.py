@@ -207,7 +207,23 @@ def check_notebook(
         return NotebookCheck(
             spec.name, status, f"{expected.name} is {what}, not {spec.label}", expected
         )
+    if problem := cell_id_problem(notebook, spec):
+        return NotebookCheck(
+            spec.name, Status.BAD_METADATA, f"{expected.name}: {problem}", expected
+        )
     return NotebookCheck(spec.name, Status.OK, "", expected, tampering_notes(notebook, spec))
+
+
+def cell_id_problem(notebook: nbformat.NotebookNode, spec: NotebookSpec) -> str | None:
+    """A grade_id used twice, or one the release never had (nbgrader fails on both), or None."""
+    ids = [grade_id(cell) for cell in notebook.cells if grade_id(cell)]
+    for cell_id in ids:
+        if ids.count(cell_id) > 1:
+            return f"grade_id {cell_id!r} appears {ids.count(cell_id)} times (a copied cell?)"
+    unknown = sorted(set(ids) - spec.cell_ids)
+    if unknown:
+        return f"cell {unknown[0]!r} is not in the released notebook"
+    return None
 
 
 def check_submission(

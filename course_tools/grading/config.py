@@ -51,6 +51,8 @@ def grading_config(
     config.GuardedExecute.kernel_name = KERNEL_NAME
     config.GuardedExecute.shutdown_kernel = "immediate"  # a graded kernel is thrown away: save 1 s
     config.GuardedExecute.sandboxed = limits.sandbox
+    source = Path(config.CourseDirectory.root, config.CourseDirectory.source_directory)
+    config.GuardedExecute.source_directory = str(source)
     if limits.sandbox:  # no network in the sandbox: the kernel talks over unix sockets
         config.KernelManager.transport = "ipc"
     return config

@@ -20,12 +20,15 @@ def roster(db_url: str, course_id: str) -> list[str]:
 
 
 def submission_folders(assignment: str, submitted: Path) -> dict[str, Path]:
-    """``{student: <submitted>/<student>/<assignment>}``, listed (never globbed), symlinks skipped."""
+    """``{student: <submitted>/<student>/<assignment>}``, listed, never globbed.
+
+    Symbolic links are listed too (never followed): the checks give them their own status.
+    """
     found = {}
     if submitted.is_dir():
         for student_dir in sorted(submitted.iterdir(), key=lambda p: p.name):
             folder = student_dir / assignment
-            if not student_dir.is_symlink() and not folder.is_symlink() and folder.is_dir():
+            if student_dir.is_symlink() or folder.is_symlink() or folder.is_dir():
                 found[student_dir.name] = folder
     return found
 

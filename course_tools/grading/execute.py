@@ -21,8 +21,10 @@ verdicts of the run a worker reported (never a file), so nbgrader's own preproce
 """
 
 import copy
+import os
 import queue
 import re
+import shutil
 import time
 import uuid
 from contextlib import nullcontext
@@ -33,13 +35,14 @@ from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, Unicode
 
 from course_tools.grading import cgroups
-from course_tools.grading.audit import audit_answers
+from course_tools.grading.audit import audit_answers, instructor_code
 from course_tools.grading.cells import grade_id, is_test_cell, split_hidden
 from course_tools.grading.kernel_guard import REQUEST
 from course_tools.grading.records import NotebookExecution
+from course_tools.grading.sandbox import SandboxSpec
 from course_tools.grading.scoring import PASSED
 from course_tools.grading.status import Status
 
@@ -101,6 +104,9 @@ class GuardedExecute(Execute):
     sandboxed = Bool(False, help="Kernels run in the bubblewrap sandbox, in cgroups.").tag(
         config=True
     )
+    source_directory = Unicode("", help="The instructor's source notebooks, for the audit.").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources=None, km=None):
         """Run the notebook; record what happened in ``EXECUTIONS`` and the verdicts in ``resources``."""
@@ -109,9 +115,10 @@ class GuardedExecute(Execute):
         self._stopped = ""
         self._output_sizes: dict[int, int] = {}
         self._last_reply: dict | None = None
+        self._runtime: Path | None = None
         info = (resources or {}).get("nbgrader", {})
         self._run = NotebookExecution(notebook=info.get("notebook", ""))
-        self._run.flags += audit_answers(nb)
+        self._run.flags += audit_answers(nb, self._instructor_code(info))
         group = cgroups.KernelGroup.create() if self.sandboxed else None
         try:
             with group or nullcontext():
@@ -123,20 +130,49 @@ class GuardedExecute(Execute):
                     self._run.memory.append("the kernel's process tree")
                     if self._run.stopped == Status.KERNEL_DIED:
                         self._run.stopped = Status.MEMORY
+            if self._runtime is not None:
+                shutil.rmtree(self._runtime, ignore_errors=True)
             self._run.seconds = round(time.monotonic() - start, 2)
             self._run.executed = nbformat.writes(nb)
             EXECUTIONS.append(self._run)
         resources[PASSED] = dict(self._run.passed)
         return nb, resources
 
+    def _instructor_code(self, info: dict) -> frozenset[str]:
+        """The released code cells of this notebook, read from the instructor's source."""
+        path = Path(
+            self.source_directory, info.get("assignment", ""), f"{info.get('notebook')}.ipynb"
+        )
+        if not self.source_directory or not path.is_file():
+            raise FileNotFoundError(f"no source notebook {path} to audit the submission against")
+        return instructor_code(nbformat.read(path, as_version=4))
+
     async def async_start_new_kernel(self, **kwargs):
-        """Start the kernel with its connection file in the runtime folder the sandbox binds."""
+        """Start the kernel with its connection file in a folder of its own, which the sandbox binds.
+
+        The kernel's uid owns the folder until the kernel is up (it makes its sockets there), then
+        root takes it back: nothing the student runs can write to the host after that.
+        """
         if self.sandboxed:
-            folder = Path(jupyter_runtime_dir())
-            self.km.connection_file = str(folder / f"kernel-{uuid.uuid4().hex[:12]}.json")
+            self._runtime = Path(jupyter_runtime_dir()) / f"kernel-{uuid.uuid4().hex[:12]}"
+            self._runtime.mkdir(mode=0o700, parents=True)
+            if os.geteuid() == 0:
+                uid = SandboxSpec.from_env().uid
+                os.chown(self._runtime, uid, uid)
+            self.km.connection_file = str(self._runtime / "kernel.json")
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
+
+    async def async_start_new_kernel_client(self):
+        """Connect to the kernel, then take its folder back from the kernel's uid."""
+        client = await super().async_start_new_kernel_client()
+        if self.sandboxed and os.geteuid() == 0:
+            for path in (self._runtime, *self._runtime.iterdir()):
+                os.chown(path, 0, 0, follow_symlinks=False)
+        return client
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _get_timeout(self, cell):
         """The per-cell timeout, shortened so no cell runs past the notebook's deadline."""

@@ -130,6 +130,10 @@ def check(student: str, path: Path | None, assignment: str, specs) -> list[Noteb
         return [NotebookCheck("-", Status.UNSAFE_ID, f"student id {student!r}: {reason}")]
     if path is None:
         return [NotebookCheck("-", Status.MISSING, "no submission")]
+    if link := next((p for p in (path.parent, path) if p.is_symlink()), None):
+        return [
+            NotebookCheck("-", Status.UNSAFE_FILE, f"{link.name} is a symbolic link: not followed")
+        ]
     return check_submission(path, assignment, specs)
 
 

@@ -11,6 +11,9 @@ come, or that lists anything, flags the submission for review.
 import builtins
 import sys
 import threading
+from collections.abc import Callable
+
+from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 
 REQUEST = "mcl_guard_request"
 REPLY = "mcl_guard_reply"
@@ -26,7 +29,10 @@ SHELL_METHODS = (
     "showsyntaxerror",
 )
 KERNEL_METHODS = ("do_execute", "execute_request", "dispatch_shell")
-TRUSTED_CALLBACK_MODULES = ("IPython", "ipykernel", "matplotlib", "matplotlib_inline", "ipywidgets")
+MACHINERY_MODULES = ("IPython", "ipykernel", "jupyter_client", "traitlets", "zmq")
+INSTALLED = tuple({sys.prefix, sys.base_prefix})  # code of the environment, not of a cell
+UNSETTABLE = frozenset({"__dict__", "__weakref__", "__doc__", "__module__"})
+MISSING = object()
 
 
 class Guard:
@@ -50,6 +56,17 @@ class Guard:
         self.trap_hook = shell.display_trap.hook
         self.shell_methods = self._methods(shell, SHELL_METHODS)
         self.kernel_methods = self._methods(self.kernel, KERNEL_METHODS) if self.kernel else {}
+        objects = [shell, shell.events, shell.displayhook, shell.display_pub, shell.compile]
+        if self.kernel is not None:
+            objects += [self.kernel, self.kernel.session]
+        classes = {c for obj in objects for c in type(obj).__mro__}
+        classes |= set(ExecutionResult.__mro__) | set(ExecutionInfo.__mro__)
+        self.classes = {
+            c: dict(vars(c)) for c in classes if c.__module__.startswith(MACHINERY_MODULES)
+        }
+        self.instances = [
+            (obj, {k: v for k, v in vars(obj).items() if callable(v)}) for obj in objects
+        ]
 
     @staticmethod
     def _methods(obj, names: tuple[str, ...]) -> dict[str, tuple]:
@@ -101,7 +118,8 @@ class Guard:
         if self.kernel is not None:
             found += self._restore_methods(self.kernel, self.kernel_methods, "kernel")
         found += self._remove_user_callbacks()
-        return found
+        found += self._restore_objects()
+        return list(dict.fromkeys(found))
 
     def _restore_builtins(self) -> list[str]:
         current = builtins.__dict__
@@ -135,11 +153,46 @@ class Guard:
         found = []
         for event, callbacks in self.shell.events.callbacks.items():
             for callback in list(callbacks):
-                module = getattr(callback, "__module__", None) or ""
-                if not module.startswith(TRUSTED_CALLBACK_MODULES):
+                if not installed_code(callback):
                     found.append(f"IPython {event} callback")
                     callbacks.remove(callback)
         return found
+
+    def _restore_objects(self) -> list[str]:
+        """Put back every method, property or callable of the machinery that runs a cell."""
+        found = []
+        for cls, pristine in self.classes.items():
+            current = vars(cls)
+            for key, value in pristine.items():
+                if current.get(key, MISSING) is not value and key not in UNSETTABLE:
+                    found.append(f"{cls.__name__}.{key}")
+                    setattr(cls, key, value)
+            for key in [k for k in current if k not in pristine and k not in UNSETTABLE]:
+                found.append(f"{cls.__name__}.{key}")
+                delattr(cls, key)
+        for obj, pristine in self.instances:  # the machinery sets some itself: trust its own code
+            current = vars(obj)
+            for key, value in pristine.items():
+                now = current.get(key, MISSING)
+                if now is not value and not (now is not MISSING and installed_code(now)):
+                    found.append(f"{type(obj).__name__}.{key}")
+                    setattr(obj, key, value)
+            for key, value in list(current.items()):
+                if key not in pristine and callable(value) and not installed_code(value):
+                    found.append(f"{type(obj).__name__}.{key}")
+                    delattr(obj, key)
+        return found
+
+
+def installed_code(callback) -> bool:
+    """True when ``callback``'s code lives in the installed environment, not in a notebook cell."""
+    target = getattr(callback, "__func__", callback)
+    while isinstance(getattr(target, "func", None), Callable):  # functools.partial and kin
+        target = target.func
+    code = getattr(target, "__code__", None) or getattr(type(target).__call__, "__code__", None)
+    if code is None:  # a builtin: installed by definition
+        return True
+    return code.co_filename.startswith(INSTALLED)
 
 
 def load_ipython_extension(shell) -> None:

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 SPEC_VARIABLE = "MCL_SANDBOX_SPEC"
@@ -43,7 +43,7 @@ class SandboxSpec:
     scratch_mb: int = 256  # each of the private home and /tmp (counted against memory_mb)
     uid: int = 4242
     readable: tuple[str, ...] = ()  # host folders bound read-only at the same path
-    writable: str = ""  # the connection-file folder, bound read-write
+    writable: str = ""  # where kernels get their own connection folders (one is bound read-write)
     pythonpath: tuple[str, ...] = ()  # where the kernel finds lab_utils and course_tools
 
     def to_env(self) -> str:
@@ -136,9 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         os.chown(args[args.index("-f") + 1], spec.uid, spec.uid)
     join_cgroups()
     kernel = [sys.executable, "-m", "course_tools.grading.kernel", "--spec", spec.to_env(), *args]
+    if "-f" in args:  # bind only this kernel's own folder, not the worker's runtime folder
+        spec = replace(spec, writable=os.path.dirname(args[args.index("-f") + 1]))
     command = bwrap_command(spec, kernel, as_root)
-    devnull = os.open(os.devnull, os.O_WRONLY)  # ipykernel's connection banner; cells use iopub
-    os.dup2(devnull, 1)
+    devnull = os.open(
+        os.devnull, os.O_WRONLY
+    )  # cells talk over iopub; nothing reaches the grader's
+    os.dup2(devnull, 1)  # terminal (ipykernel's banner, or a student writing to fds 1 and 2)
+    os.dup2(devnull, 2)
     os.execvp(command[0], command)
 
 

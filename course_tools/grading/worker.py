@@ -34,10 +34,7 @@ def quiet() -> None:
 
 def sandbox_spec(runtime: Path, limits: Limits, uid: int) -> SandboxSpec:
     """The sandbox of this worker's kernels: its connection folder, the limits, its own uid."""
-    runtime.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        os.chown(runtime, uid, uid)  # the kernel makes its ipc sockets here
-    runtime.chmod(0o700)
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)  # each kernel gets a folder inside
     packages = package_dirs()
     return SandboxSpec(
         memory_mb=limits.memory_mb,
