@@ -183,10 +183,13 @@ def build_class(course: Course, assignment: str, folder: Path) -> ClassFiles:
     slow = [f"import time\n\ntime.sleep({CELL_TIMEOUT - 5})\n"] * sleeps
     lms("slow", with_cells_after(full, tests[0], slow))
     expect("slow", "timeout", points_until(points, tests[0]), "ran past its")
-    deaf = "import signal\nimport time\n\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + LOOP
-    lms("deafloop", with_cells_after(full, tests[0], [deaf]))  # ignores the interrupt: killed
+    deaf = (  # swallows the interrupt: killed
+        "import time\n\nwhile True:\n    try:\n        time.sleep(0.1)\n"
+        "    except KeyboardInterrupt:\n        pass\n"
+    )
+    lms("deafloop", with_cells_after(full, tests[0], [deaf]))
     expect("deafloop", "timeout", points_until(points, tests[0]), "the kernel stopped answering")
-    lms("crash", with_cells_after(full, tests[0], ["import os\n\nos._exit(1)\n"]))
+    lms("crash", with_cells_after(full, tests[0], ["import os\n\nos.kill(os.getpid(), 9)\n"]))
     expect("crash", "kernel-died", points_until(points, tests[0]), "the kernel died")
     hog = f"hog = bytearray({HOG_MB} * 2**20)  # more than the grading kernel may use\n"
     lms("memory", with_cells_after(full, first_answer, [hog]))

@@ -24,7 +24,7 @@ import builtins
 from IPython.core.inputtransformer2 import TransformerManager
 from nbformat import NotebookNode
 
-from course_tools.grading.cells import grade_id, is_answer_cell
+from course_tools.grading.cells import grade_id, is_answer_cell, is_locked
 
 FORBIDDEN_NAMES = frozenset(
     {
@@ -53,7 +53,8 @@ FORBIDDEN_ATTRIBUTES = frozenset(
         "get_referrers", "get_referents", "system", "popen", "spawn", "fork", "_exit",
         "__setattr__", "__delattr__", "__getattribute__", "formatwarning", "showwarning",
         "extract_stack", "extract_tb", "format_stack", "format_tb", "exc_info", "stack_info",
-        "walk_stack", "walk_tb", "tb_next", "_ip", "kernel", "session", "shell",
+        "walk_stack", "walk_tb", "tb_next", "_ip", "kernel", "session", "shell", "get_ipython",
+        "__import__", "_ih", "_oh", "_dh",
         "last_execution_result", "displayhook_class",
     }
 )  # fmt: skip
@@ -123,7 +124,9 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             found.append(f"line {line}: uses {node.id}")
-        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+        elif (
+            isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES
+        ):
             found.append(f"line {line}: uses .{node.attr}")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
@@ -186,10 +189,11 @@ def _locked_definitions(tree: ast.Module) -> dict[str, str]:
 
 
 def is_student_cell(cell: NotebookNode, instructor: frozenset[str]) -> bool:
-    """Code the student wrote: an answer cell, or any code cell that is not the instructor's text."""
+    """Code the student wrote: an answer cell, or a code cell nbgrader does not restore (not
+    locked, no test) whose text is not the instructor's."""
     if cell.cell_type != "code":
         return False
-    return is_answer_cell(cell) or cell.source not in instructor
+    return is_answer_cell(cell) or not (is_locked(cell) or cell.source in instructor)
 
 
 def instructor_code(source: NotebookNode) -> frozenset[str]:

@@ -54,6 +54,7 @@ class Guard:
         self.managed = set(getattr(shell.builtin_trap, "auto_builtins", {})) | {"exit", "quit"}
         self.displayhook_object = shell.displayhook
         self.trap_hook = shell.display_trap.hook
+        self.callbacks = [c for found in shell.events.callbacks.values() for c in found]
         self.shell_methods = self._methods(shell, SHELL_METHODS)
         self.kernel_methods = self._methods(self.kernel, KERNEL_METHODS) if self.kernel else {}
         objects = [shell, shell.events, shell.displayhook, shell.display_pub, shell.compile]
@@ -153,7 +154,7 @@ class Guard:
         found = []
         for event, callbacks in self.shell.events.callbacks.items():
             for callback in list(callbacks):
-                if not installed_code(callback):
+                if not (installed_code(callback) or any(callback is c for c in self.callbacks)):
                     found.append(f"IPython {event} callback")
                     callbacks.remove(callback)
         return found
@@ -185,13 +186,13 @@ class Guard:
 
 
 def installed_code(callback) -> bool:
-    """True when ``callback``'s code lives in the installed environment, not in a notebook cell."""
+    """True when ``callback`` is Python code of the installed environment, not of a notebook cell."""
     target = getattr(callback, "__func__", callback)
     while isinstance(getattr(target, "func", None), Callable):  # functools.partial and kin
         target = target.func
     code = getattr(target, "__code__", None) or getattr(type(target).__call__, "__code__", None)
-    if code is None:  # a builtin: installed by definition
-        return True
+    if code is None:  # C code (operator.methodcaller, setattr, ...) says nothing of who placed it
+        return False
     return code.co_filename.startswith(INSTALLED)
 
 
