@@ -124,9 +124,7 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
             found.append(f"line {line}: uses {node.id}")
-        elif (
-            isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES
-        ):
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
             found.append(f"line {line}: uses .{node.attr}")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
