@@ -21,14 +21,19 @@ KERNEL_NAME = "mcl-grading"
 DEFAULT_MEMORY_MB = 4096
 
 
-def set_limits(memory_mb: int, max_file_mb: int, max_processes: int) -> None:
-    """Hard per-process limits the student cannot raise (cgroups cap the whole tree as well)."""
+def set_limits(memory_mb: int, max_file_mb: int, max_processes: int | None) -> None:
+    """Hard per-process limits the student cannot raise (cgroups cap the whole tree as well).
+
+    ``max_processes`` None: a pids cgroup caps the tree; ``RLIMIT_NPROC`` counts every process of
+    the uid on the machine, so it is set only where no cgroup does the job.
+    """
     limits = {
         resource.RLIMIT_AS: memory_mb * 2**20,
         resource.RLIMIT_FSIZE: max_file_mb * 2**20,
         resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_NPROC: max_processes,
     }
+    if max_processes is not None:
+        limits[resource.RLIMIT_NPROC] = max_processes
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
 
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="JSON of SandboxSpec fields")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     spec = json.loads(args.spec)
-    set_limits(spec["memory_mb"], spec["max_file_mb"], spec["max_processes"])
+    processes = None if spec.get("tree_capped") else spec["max_processes"]
+    set_limits(spec["memory_mb"], spec["max_file_mb"], processes)
     if "uid" in spec:
         drop_root(spec["uid"])
     sys.argv = [

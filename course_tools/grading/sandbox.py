@@ -14,7 +14,7 @@ worker made for this notebook, and execs ``bwrap``, which starts the kernel
 - a private, size-capped ``tmpfs`` home as working folder and ``/tmp``; the only host folder it
   may write is the one holding its own connection file and ``ipc`` sockets;
 - an empty environment but for a few variables (no instructor variables);
-- as root: its own unprivileged uid (``--uid``, default 4242, neither the instructor nor root),
+- as root: an unprivileged uid of its worker's own (100000 and up: neither the instructor nor root),
   memory and process count capped for the whole tree by cgroups, file size by ``RLIMIT_FSIZE``.
   Not as root: a user namespace maps the kernel's uid to yours and only per-process limits apply.
 """
@@ -41,10 +41,11 @@ class SandboxSpec:
     max_processes: int = 256
     max_file_mb: int = 64
     scratch_mb: int = 256  # each of the private home and /tmp (counted against memory_mb)
-    uid: int = 4242
+    uid: int = 100_000
     readable: tuple[str, ...] = ()  # host folders bound read-only at the same path
     writable: str = ""  # where kernels get their own connection folders (one is bound read-write)
     pythonpath: tuple[str, ...] = ()  # where the kernel finds lab_utils and course_tools
+    tree_capped: bool = False  # cgroups cap the process tree: no per-uid process limit needed
 
     def to_env(self) -> str:
         """The spec as the launcher reads it from :data:`SPEC_VARIABLE`."""
@@ -135,9 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     if as_root and "-f" in args:  # jupyter_client wrote it 0600 for us; the kernel's uid reads it
         os.chown(args[args.index("-f") + 1], spec.uid, spec.uid)
     join_cgroups()
-    kernel = [sys.executable, "-m", "course_tools.grading.kernel", "--spec", spec.to_env(), *args]
     if "-f" in args:  # bind only this kernel's own folder, not the worker's runtime folder
         spec = replace(spec, writable=os.path.dirname(args[args.index("-f") + 1]))
+    spec = replace(spec, tree_capped=bool(os.environ.get(CGROUPS_VARIABLE)))
+    kernel = [sys.executable, "-m", "course_tools.grading.kernel", "--spec", spec.to_env(), *args]
     command = bwrap_command(spec, kernel, as_root)
     devnull = os.open(
         os.devnull, os.O_WRONLY

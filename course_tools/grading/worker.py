@@ -24,6 +24,7 @@ from course_tools.grading.sandbox import (
 )
 
 _API = None
+UID_RANGE = 50_000  # worker uids: base .. base + UID_RANGE, none of them a real user's
 
 
 def quiet() -> None:
@@ -65,8 +66,9 @@ def start(
     use_grading_kernel(Path(scratch) / "jupyter", threads)
     runtime = own / "runtime"
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
-    if limits.sandbox:
-        os.environ[SPEC_VARIABLE] = sandbox_spec(runtime, limits, uid).to_env()
+    if limits.sandbox:  # a uid per worker: no two concurrent kernels share one
+        own_uid = uid + os.getpid() % UID_RANGE
+        os.environ[SPEC_VARIABLE] = sandbox_spec(runtime, limits, own_uid).to_env()
     config = grading_config(Path(root), limits, **directories)
     config.CourseDirectory.db_url = gradebook
     _API = nbgrader_api(config)
