@@ -54,7 +54,8 @@ FORBIDDEN_ATTRIBUTES = frozenset(
         "__setattr__", "__delattr__", "__getattribute__", "formatwarning", "showwarning",
         "extract_stack", "extract_tb", "format_stack", "format_tb", "exc_info", "stack_info",
         "walk_stack", "walk_tb", "tb_next", "_ip", "kernel", "session", "shell", "get_ipython",
-        "__import__", "_ih", "_oh", "_dh",
+        "__import__", "_ih", "_oh", "_dh", "linecache", "inspect", "gc", "traceback", "builtins",
+        "ctypes", "importlib", "subprocess", "IPython", "ipykernel",
         "last_execution_result", "displayhook_class",
     }
 )  # fmt: skip

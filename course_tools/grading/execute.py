@@ -215,6 +215,8 @@ class GuardedExecute(Execute):
             part.outputs = []
             passed = self._part(part, hidden, index, store_history=False)
             reply = self._last_reply
+            if run_sync(self._ask_guard)(forget=True) is None:
+                self._flag(f"the interpreter guard did not answer after {cell_label(cell, index)}")
             count = reply["content"].get("execution_count") if reply else None
             cell.outputs.append(hidden_outcome(reply, count))
         self._run.passed[grade_id(cell)] = passed
@@ -240,8 +242,8 @@ class GuardedExecute(Execute):
         elif changed:
             self._flag(f"before {label} the grader had to restore {', '.join(changed)}")
 
-    async def _ask_guard(self) -> list[str] | None:
-        message = self.kc.session.msg(REQUEST, {})
+    async def _ask_guard(self, forget: bool = False) -> list[str] | None:
+        message = self.kc.session.msg(REQUEST, {"forget": forget})
         self.kc.shell_channel.send(message)
         deadline = time.monotonic() + GUARD_SECONDS
         while (remaining := deadline - time.monotonic()) > 0:

@@ -4,11 +4,13 @@ Loaded as an IPython extension when the kernel starts, before any student code, 
 pristine interpreter: display and exception hooks, trace and profile functions, builtins, IPython's
 AST and input transformers, event callbacks, ``ast_node_interactivity`` and the shell and kernel
 methods that run a cell. The grader sends ``mcl_guard_request`` on the shell channel before every
-test cell; the reply lists what was found changed (and has been put back). A reply that does not
+part of a test cell; the reply lists what was found changed (and has been put back). After a hidden
+part it sends one with ``forget``: the source IPython cached for it leaves ``linecache``. A reply that does not
 come, or that lists anything, flags the submission for review.
 """
 
 import builtins
+import linecache
 import sys
 import threading
 from collections.abc import Callable
@@ -55,6 +57,7 @@ class Guard:
         self.displayhook_object = shell.displayhook
         self.trap_hook = shell.display_trap.hook
         self.callbacks = [c for found in shell.events.callbacks.values() for c in found]
+        self.cached_sources = set(linecache.cache)
         self.shell_methods = self._methods(shell, SHELL_METHODS)
         self.kernel_methods = self._methods(self.kernel, KERNEL_METHODS) if self.kernel else {}
         objects = [shell, shell.events, shell.displayhook, shell.display_pub, shell.compile]
@@ -74,8 +77,16 @@ class Guard:
         """``{name: (the class's function, the instance's own value or None)}``."""
         return {n: (getattr(type(obj), n), vars(obj).get(n)) for n in names}
 
+    def forget_new_sources(self) -> list[str]:
+        """Drop the sources IPython cached since the last restore (a hidden part's): nothing run
+        later can read them back from ``linecache``."""
+        for key in [k for k in linecache.cache if k not in self.cached_sources]:
+            del linecache.cache[key]
+        return []
+
     def restore(self) -> list[str]:
         """Put everything back; return what had been changed."""
+        self.cached_sources = set(linecache.cache)
         found: list[str] = []
         shell = self.shell
         if sys.displayhook is not self.displayhook:
@@ -204,7 +215,10 @@ def load_ipython_extension(shell) -> None:
         return
 
     def handle(stream, idents, parent) -> None:
-        content = {"changed": guard.restore()}
+        if parent["content"].get("forget"):
+            content = {"changed": guard.forget_new_sources()}
+        else:
+            content = {"changed": guard.restore()}
         kernel.session.send(stream, REPLY, content, parent, ident=idents)
 
     kernel.shell_handlers[REQUEST] = handle
