@@ -149,6 +149,7 @@ def test_symlinked_student_folders_are_listed_not_followed(tmp_path):
         "!cat /etc/passwd",
         "import gc\ngc.get_referrers(1)",
         "setattr(torch, 'allclose', len)",
+        "import sys\nout = sys.stdout\nsession = getattr(out, 'sess' + 'ion')",
     ],
 )
 def test_answers_that_reach_for_grader_internals_are_flagged(source):

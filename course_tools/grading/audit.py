@@ -120,7 +120,8 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
     if tree is None:
         return []
     found = []
-    modules = set(_imports(tree))
+    imported = _imports(tree)
+    modules = set(imported) | set(_aliases(tree, {**protected, **imported}))
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
@@ -128,9 +129,9 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
         elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
             found.append(f"line {line}: uses .{node.attr}")
         elif isinstance(node, ast.Import | ast.ImportFrom):
-            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            modules += [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            for module in modules:
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for module in names:
                 if module.split(".")[0] in FORBIDDEN_MODULES:
                     found.append(f"line {line}: imports {module}")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -61,8 +61,14 @@ class Guard:
         self.shell_methods = self._methods(shell, SHELL_METHODS)
         self.kernel_methods = self._methods(self.kernel, KERNEL_METHODS) if self.kernel else {}
         objects = [shell, shell.events, shell.displayhook, shell.display_pub, shell.compile]
+        objects += [sys.stdout, sys.stderr, getattr(sys.stdout, "pub_thread", None)]
+        objects.append(getattr(objects[-1], "socket", None))
         if self.kernel is not None:
-            objects += [self.kernel, self.kernel.session]
+            kernel = self.kernel
+            objects += [kernel, kernel.session, getattr(kernel, "iopub_socket", None)]
+            objects += [getattr(kernel, n, None) for n in ("iopub_thread", "shell_stream")]
+            objects += [getattr(kernel, "control_stream", None)]
+        objects = [obj for obj in objects if obj is not None and hasattr(obj, "__dict__")]
         classes = {c for obj in objects for c in type(obj).__mro__}
         classes |= set(ExecutionResult.__mro__) | set(ExecutionInfo.__mro__)
         self.classes = {
