@@ -150,6 +150,7 @@ def test_symlinked_student_folders_are_listed_not_followed(tmp_path):
         "import gc\ngc.get_referrers(1)",
         "setattr(torch, 'allclose', len)",
         "import sys\nout = sys.stdout\nsession = getattr(out, 'sess' + 'ion')",
+        "from tracemalloc import linecache as cache",
     ],
 )
 def test_answers_that_reach_for_grader_internals_are_flagged(source):

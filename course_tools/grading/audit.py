@@ -130,7 +130,7 @@ def audit_cell(source: str, protected: dict[str, str]) -> list[str]:
             found.append(f"line {line}: uses .{node.attr}")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [a.name for a in node.names]  # ``from tracemalloc import linecache`` too
             for module in names:
                 if module.split(".")[0] in FORBIDDEN_MODULES:
                     found.append(f"line {line}: imports {module}")
