@@ -19,7 +19,11 @@ c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.submitted_directory = "build/submitted"
 c.CourseDirectory.autograded_directory = "build/autograded"
 c.CourseDirectory.feedback_directory = "build/feedback"
-c.CourseDirectory.db_url = f"sqlite:///{ROOT}/build/gradebook.db"
+# The gradebook: sqlite on one machine; a PostgreSQL URL in MCL_GRADEBOOK_URL grades on many
+# (README "Grading past one machine").
+c.CourseDirectory.db_url = (
+    os.environ.get("MCL_GRADEBOOK_URL") or f"sqlite:///{ROOT}/build/gradebook.db"
+)
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
 # Torch cells train small models: allow more than nbgrader's 30 s default per cell.

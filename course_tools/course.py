@@ -89,7 +89,8 @@ def course_config(root: Path = REPO, **directories: str) -> Config:
     if root != REPO:
         config.CourseDirectory.root = str(root)
         config.CourseDirectory.source_directory = str(SOURCE)
-        config.CourseDirectory.db_url = f"sqlite:///{root}/gradebook.db"
+        server = os.environ.get("MCL_GRADEBOOK_URL")  # a shared gradebook wherever the course is
+        config.CourseDirectory.db_url = server or f"sqlite:///{root}/gradebook.db"
     for key, value in directories.items():
         setattr(config.CourseDirectory, key, value)
     return config

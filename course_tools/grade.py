@@ -6,10 +6,12 @@ from pathlib import Path
 
 from course_tools.course import REPO
 from course_tools.grading import grade_class
+from course_tools.grading.claims import DatabaseUnreachable, is_server_database
 from course_tools.grading.config import Limits
-from course_tools.grading.grade_class import grade, rebuild_sheet
+from course_tools.grading.grade_class import DEFAULT_LEASE_SECONDS, grade, rebuild_sheet
 from course_tools.grading.kernel import DEFAULT_MEMORY_MB
 from course_tools.grading.report import grading_report
+from course_tools.grading.sandbox import unavailable
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,29 +34,75 @@ def main(argv: list[str] | None = None) -> None:
         "--sheet-only", action="store_true", help="only re-read scores into the sheet"
     )
     parser.add_argument(
+        "--db-url",
+        help="gradebook database (default: config; MCL_GRADEBOOK_URL); a PostgreSQL URL grades "
+        "with claim-based workers that record straight into it",
+    )
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="PostgreSQL gradebook: be one grading worker (claim submissions until none is left)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=DEFAULT_LEASE_SECONDS,
+        help="a worker's claim lapses this long after its worker stops renewing it",
+    )
+    parser.add_argument(
         "--no-sandbox",
         action="store_true",
         help="run student code unsandboxed, with your rights (only where bubblewrap cannot run)",
     )
     args = parser.parse_args(argv)
-    if args.sheet_only:
-        run = rebuild_sheet(args.assignment, args.root, args.sheet)
-    else:
-        limits = Limits(
-            args.cell_timeout, args.notebook_timeout, args.memory_mb, not args.no_sandbox
-        )
-        run = grade(
-            args.assignment,
-            args.root,
-            args.source,
-            limits,
-            args.workers,
-            args.student,
-            args.sheet,
-            progress=lambda line: print(line, flush=True),
-        )
+    limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, not args.no_sandbox)
+    try:
+        if args.worker:
+            sys.exit(work(args, limits))
+        if args.sheet_only:
+            run = rebuild_sheet(args.assignment, args.root, args.sheet, args.db_url)
+        else:
+            run = grade(
+                args.assignment,
+                args.root,
+                args.source,
+                limits,
+                args.workers,
+                args.student,
+                args.sheet,
+                progress=lambda line: print(line, flush=True),
+                db_url=args.db_url,
+                lease_seconds=args.lease_seconds,
+            )
+    except DatabaseUnreachable as exc:
+        sys.exit(f"error: {exc}")
     print(grading_report(run), flush=True)
     sys.exit(0)
+
+
+def work(args: argparse.Namespace, limits: Limits) -> int:
+    """``--worker``: grade claims until none is left; the exit status of the worker."""
+    from course_tools.grading.claim_worker import ClaimWorker
+    from course_tools.grading.config import grading_config
+
+    db_url = args.db_url or grading_config(args.root).CourseDirectory.db_url
+    if not is_server_database(db_url):
+        sys.exit("error: --worker needs a server gradebook (PostgreSQL db_url), not sqlite")
+    if limits.sandbox and (reason := unavailable()):
+        sys.exit(f"error: cannot sandbox student code: {reason}")
+    directories = {"source_directory": str(args.source.resolve())} if args.source else {}
+    worker = ClaimWorker(
+        args.assignment,
+        args.root,
+        db_url,
+        limits,
+        directories,
+        args.lease_seconds,
+        say=lambda line: print(line, flush=True),
+    )
+    summary = worker.run()
+    print(f"{summary.name}: graded {len(summary.graded)} submission(s)", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

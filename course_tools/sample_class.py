@@ -36,15 +36,21 @@ class Course:
         return nbformat.read(nb.release_notebook(self.release), as_version=4)
 
 
-def build_course(root: Path) -> Course:
-    """Build sources, release every assignment and fill the gradebook, all under ``root``."""
+def build_course(root: Path, db_url: str | None = None, only: list[str] | None = None) -> Course:
+    """Build sources, release every assignment (or ``only`` these) and fill the gradebook.
+
+    Everything lives under ``root``; the gradebook too unless ``db_url`` names another.
+    """
     course = Course(root, root / "source", root / "release")
     build_source(course.source)
     config = course_config(
-        root, source_directory=str(course.source), release_directory=str(course.release)
+        root,
+        source_directory=str(course.source),
+        release_directory=str(course.release),
+        **({"db_url": db_url} if db_url else {}),
     )
     api = nbgrader_api(config)
-    for assignment in assignments():
+    for assignment in only or assignments():
         result = api.generate_assignment(assignment, force=True, create=True)
         assert result["success"], result.get("error") or result.get("log")
     return course

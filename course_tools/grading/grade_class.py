@@ -17,6 +17,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,6 +34,7 @@ from course_tools.grading.checks import (
     load_specs,
     overall_status,
 )
+from course_tools.grading.claims import ClaimBoard, Outcome, engine_for, is_server_database
 from course_tools.grading.config import Limits, grading_config
 from course_tools.grading.discover import discover, snapshot_gradebook, stage
 from course_tools.grading.execute import REPLAYS
@@ -49,6 +52,7 @@ from course_tools.grading.sheet import (
 )
 from course_tools.grading.status import NOT_GRADED, Status
 
+DEFAULT_LEASE_SECONDS = 60.0  # a claim's lease, renewed every third of it while its worker lives
 SANDBOX_UID = 100_000  # first uid of grading kernels (root only): neither root nor the instructor
 
 
@@ -146,8 +150,14 @@ def grade(
     students: list[str] | None = None,
     sheet: Path | None = None,
     progress=print,
+    db_url: str | None = None,
+    lease_seconds: float | None = None,
 ) -> GradingResult:
-    """Grade ``assignment`` (all submissions, or only ``students``); returns the sheet's rows."""
+    """Grade ``assignment`` (all submissions, or only ``students``); returns the sheet's rows.
+
+    ``db_url`` overrides the gradebook of the config; a server database (PostgreSQL) makes
+    ``workers`` claim-based worker processes that record straight into it (no replay).
+    """
     started = time.perf_counter()
     limits = limits or Limits()
     if limits.sandbox and (reason := unavailable()):
@@ -157,18 +167,54 @@ def grade(
         )
     grade_worker.quiet()
     directories = {"source_directory": str(Path(source).resolve())} if source else {}
+    if db_url:
+        directories["db_url"] = db_url
     api = nbgrader_api(grading_config(root, limits, **directories))
     coursedir = api.coursedir
     db_url, course_id = coursedir.db_url, coursedir.course_id
+    if is_server_database(db_url):
+        engine_for(db_url).dispose()  # DatabaseUnreachable, with the reason, before any work
     specs = load_specs(db_url, course_id)
     if not any(s.assignment == assignment for s in specs):
         raise SystemExit(f"{assignment} is not in the gradebook {db_url}: release it first.")
-    submitted = folder(coursedir, "submitted_directory")
     sheet = sheet or Path(coursedir.root) / "build" / "grades" / f"{assignment}.csv"
+    run = GradingResult(assignment, sheet, [], exercises(db_url, course_id, assignment))
+    run.sandboxed = limits.sandbox
+    if is_server_database(db_url):  # workers claim and record through the shared gradebook
+        lease = lease_seconds or DEFAULT_LEASE_SECONDS
+        statuses = grade_with_claims(
+            assignment, root, directories, limits, workers, students, lease, progress, run
+        )
+        students = None  # the claims hold every student's status
+    else:
+        statuses = grade_on_this_machine(
+            assignment, root, directories, limits, workers, students, specs, api, progress, run
+        )
+    run.rows = sheet_rows(db_url, course_id, assignment, statuses, sheet, students)
+    write_sheet(sheet, run.exercises, run.rows)
+    run.seconds = round(time.perf_counter() - started, 1)
+    return run
 
+
+def grade_on_this_machine(
+    assignment: str,
+    root: Path,
+    directories: dict[str, str],
+    limits: Limits,
+    workers: int | None,
+    students: list[str] | None,
+    specs,
+    api,
+    progress,
+    run: GradingResult,
+) -> dict[str, tuple[Status, str]]:
+    """Check, then autograde in a process pool, recording here (sqlite); statuses by student."""
+    coursedir = api.coursedir
+    submitted = folder(coursedir, "submitted_directory")
+    found = discover(assignment, submitted, coursedir.db_url, coursedir.course_id, students)
     submissions = {
         student: Submission(student, check(student, path, assignment, specs))
-        for student, path in discover(assignment, submitted, db_url, course_id, students).items()
+        for student, path in found.items()
     }
     to_run = [s for s in submissions.values() if s.gradable]
     workers = max(1, min(workers or os.cpu_count() or 1, len(to_run)))
@@ -177,19 +223,95 @@ def grade(
     for submission in submissions.values():
         if not submission.gradable:
             tracker.done(submission.student, submission.status, "-", 0.0)
-
-    run = GradingResult(assignment, sheet, [], exercises(db_url, course_id, assignment))
-    run.sandboxed = limits.sandbox
     if to_run:
         run.workers = workers
         tick = time.perf_counter()
         autograde_all(assignment, to_run, root, directories, limits, workers, api, tracker, run)
         run.phases["autograde"] = time.perf_counter() - tick
     remove_stale_output(assignment, submissions.values(), coursedir)
-    run.rows = sheet_rows(db_url, course_id, assignment, submissions, sheet, students)
-    write_sheet(sheet, run.exercises, run.rows)
-    run.seconds = round(time.perf_counter() - started, 1)
-    return run
+    return {s: (sub.status, sub.message) for s, sub in submissions.items()}
+
+
+def grade_with_claims(
+    assignment: str,
+    root: Path,
+    directories: dict[str, str],
+    limits: Limits,
+    workers: int | None,
+    students: list[str] | None,
+    lease_seconds: float,
+    progress,
+    run: GradingResult,
+) -> dict[str, tuple[Status, str]]:
+    """Queue the submissions (``students``, or all) and run claim workers here until all are done.
+
+    The workers are the same command a cluster job starts (``grade --worker``); this process only
+    watches the claims to print progress. Returns every student's status from the claims.
+    """
+    from course_tools.grading.claim_worker import ClaimWorker
+
+    db_url = directories.get("db_url") or grading_config(root, **directories).CourseDirectory.db_url
+    queue = ClaimWorker(assignment, root, db_url, limits, directories, lease_seconds)
+    total = queue.enqueue()
+    queue.board.requeue(assignment, students)  # grade again what was asked for, as with sqlite
+    workers = max(1, workers or os.cpu_count() or 1)
+    run.workers = workers
+    progress(f"{assignment}: {total} student(s) on the gradebook's work list, {workers} worker(s)")
+    tracker = Progress(total, progress, limits.sandbox)
+    command = worker_command(assignment, root, db_url, directories, limits, lease_seconds)
+    environment = {**os.environ, "MCL_LOCAL_WORKERS": str(workers)}
+    tick = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mcl-workers-") as tmp:
+        logs = [Path(tmp) / f"worker-{i}.log" for i in range(workers)]
+        processes = []
+        for log in logs:
+            with log.open("w") as handle:
+                processes.append(
+                    subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=handle, env=environment
+                    )
+                )
+        seen: set[str] = set()
+        while True:
+            running = any(p.poll() is None for p in processes)
+            for student, outcome in queue.board.outcomes(assignment).items():
+                if outcome.status is not Status.PENDING and student not in seen:
+                    seen.add(student)
+                    run.execution_seconds[student] = outcome.seconds
+                    tracker.done(student, outcome.status, "", outcome.seconds)
+            if not running:
+                break
+            time.sleep(1.0)
+        for process, log in zip(processes, logs, strict=True):
+            if process.returncode != 0:
+                last = log.read_text().strip().splitlines()[-1:] or ["no output"]
+                progress(f"a grading worker failed (exit {process.returncode}): {last[0]}")
+    run.phases["autograde"] = time.perf_counter() - tick
+    outcomes: dict[str, Outcome] = queue.board.outcomes(assignment)
+    queue.board.engine.dispose()
+    return {s: (o.status, o.message) for s, o in outcomes.items()}
+
+
+def worker_command(
+    assignment: str,
+    root: Path,
+    db_url: str,
+    directories: dict[str, str],
+    limits: Limits,
+    lease_seconds: float,
+) -> list[str]:
+    """``python -m course_tools.grade ASSIGNMENT --worker ...`` with this run's settings."""
+    command = [sys.executable, "-m", "course_tools.grade", assignment, "--worker"]
+    command += ["--root", str(root), "--db-url", db_url, "--lease-seconds", str(lease_seconds)]
+    if "source_directory" in directories:
+        command += ["--source", directories["source_directory"]]
+    if limits.cell_timeout is not None:
+        command += ["--cell-timeout", str(limits.cell_timeout)]
+    command += ["--notebook-timeout", str(limits.notebook_timeout)]
+    command += ["--memory-mb", str(limits.memory_mb)]
+    if not limits.sandbox:
+        command.append("--no-sandbox")
+    return command
 
 
 def autograde_all(
@@ -252,8 +374,8 @@ def autograde_all(
         run.phases["recording"] = recording
 
 
-def record(submission: Submission, recorder, assignment: str, cell_timeout: int) -> None:
-    """Write a worker's report into the real gradebook (nbgrader autograde, the run replayed)."""
+def take_report(submission: Submission, assignment: str, cell_timeout: int) -> None:
+    """Statuses and notes of the submission's worker report (execution and feedback)."""
     report = submission.report
     problems, notes = report_problems(report, cell_timeout)
     submission.problems, submission.notes = problems, submission.notes + notes
@@ -266,6 +388,14 @@ def record(submission: Submission, recorder, assignment: str, cell_timeout: int)
             "feedback held for review: after reviewing, release it with "
             f"`nbgrader generate_feedback {assignment} --student {submission.student}`"
         )
+
+
+def record(submission: Submission, recorder, assignment: str, cell_timeout: int) -> None:
+    """Write a worker's report into the real gradebook (nbgrader autograde, the run replayed)."""
+    report = submission.report
+    take_report(submission, assignment, cell_timeout)
+    if not report.success:
+        return
     REPLAYS.clear()
     REPLAYS.update({(submission.student, r.notebook): r for r in report.executions})
     try:
@@ -295,25 +425,35 @@ def remove_stale_output(assignment: str, submissions, coursedir) -> None:
     for submission in submissions:
         if submission.status in NOT_GRADED and not safe_student_id(submission.student):
             for step in ("autograded_directory", "feedback_directory"):
-                stale = folder(coursedir, step) / submission.student / assignment
-                if stale.is_dir() and not stale.is_symlink():
-                    shutil.rmtree(stale)
+                remove_output(folder(coursedir, step) / submission.student / assignment)
+
+
+def remove_output(path: Path) -> None:
+    """Delete one student's output folder of one step (a link is never followed)."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def sheet_rows(
     db_url: str,
     course_id: str,
     assignment: str,
-    submissions: dict[str, Submission],
+    statuses: dict[str, tuple[Status, str]],
     sheet: Path,
     only: list[str] | None,
 ) -> list[SheetRow]:
-    """Rows for every student: scores from the gradebook, status from this run (or the last sheet)."""
+    """Rows for every student: scores from the gradebook, status from this run (or the last sheet).
+
+    ``statuses`` maps a student to the status and message this run gave; with ``only``, the
+    other students keep those of the sheet already at ``sheet``.
+    """
     from nbgrader.api import Gradebook
 
     wanted = exercises(db_url, course_id, assignment)
     previous = read_sheet(sheet) if only else {}
-    statuses = {s: (sub.status, sub.message) for s, sub in submissions.items()}
+    statuses = dict(statuses)
     for student, row in previous.items():
         statuses.setdefault(student, (Status(row["status"]), row["message"]))
     rows = []
@@ -335,13 +475,25 @@ def sheet_rows(
     return rows
 
 
-def rebuild_sheet(assignment: str, root: Path = REPO, sheet: Path | None = None) -> GradingResult:
-    """Re-read the scores (e.g. after manual grading) into the sheet, keeping each status."""
-    config = grading_config(root)
+def rebuild_sheet(
+    assignment: str, root: Path = REPO, sheet: Path | None = None, db_url: str | None = None
+) -> GradingResult:
+    """Re-read the scores (e.g. after manual grading) into the sheet, keeping each status.
+
+    With a server gradebook the statuses come from the workers' claims, so this writes the sheet
+    after workers started elsewhere (a cluster job) have finished, or shows who is still pending.
+    """
+    config = grading_config(root, **({"db_url": db_url} if db_url else {}))
     coursedir = nbgrader_api(config).coursedir
     sheet = sheet or Path(coursedir.root) / "build" / "grades" / f"{assignment}.csv"
-    previous = read_sheet(sheet)
-    rows = sheet_rows(coursedir.db_url, coursedir.course_id, assignment, {}, sheet, list(previous))
+    if is_server_database(coursedir.db_url):  # the claims hold every status
+        board = ClaimBoard(engine_for(coursedir.db_url))
+        board.ensure_table()
+        statuses = {s: (o.status, o.message) for s, o in board.outcomes(assignment).items()}
+        only = None
+    else:
+        statuses, only = {}, list(read_sheet(sheet))
+    rows = sheet_rows(coursedir.db_url, coursedir.course_id, assignment, statuses, sheet, only)
     wanted = exercises(coursedir.db_url, coursedir.course_id, assignment)
     write_sheet(sheet, wanted, rows)
     return GradingResult(assignment, sheet, rows, wanted)

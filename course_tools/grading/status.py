@@ -17,6 +17,7 @@ class Status(StrEnum):
     OTHER_ASSIGNMENT = "other-assignment"
     WRONG_NOTEBOOK = "wrong-notebook"
     MISSING = "missing"
+    PENDING = "pending"  # server gradebook: queued, or a worker is on it (or died: run another)
     AUTOGRADE_ERROR = "autograde-error"
     # Graded, but a person must look: scores kept per exercise, no total until reviewed.
     FLAGGED = "flagged"
