@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup run lab test lint format release check-release bench lock teacher collect grade bench-grading clean
+.PHONY: help setup run lab test lint format release check-release bench lock teacher collect grade bench-grading bench-gradebooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -66,6 +66,9 @@ grade: $(INSTALLED) ## autograde in the sandbox on all cores, feedback, build/gr
 
 bench-grading: $(INSTALLED) ## grading benchmark: the sandbox's cost, wall time per class (not a test)
 	$(PY) -m course_tools.bench_grading
+
+bench-gradebooks: $(INSTALLED) ## a class of 48 with sqlite (1/2 workers) and PostgreSQL (1/2/3), projections
+	$(PY) -m course_tools.bench_gradebooks
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build

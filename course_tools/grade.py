@@ -101,7 +101,7 @@ def work(args: argparse.Namespace, limits: Limits) -> int:
         say=lambda line: print(line, flush=True),
     )
     summary = worker.run()
-    print(f"{summary.name}: graded {len(summary.graded)} submission(s)", flush=True)
+    print(f"worker {summary.name} done: graded {len(summary.graded)} submission(s)", flush=True)
     return 0
 
 

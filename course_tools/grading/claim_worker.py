@@ -198,19 +198,14 @@ class ClaimWorker:
         except Exception as exc:  # nbgrader's own failure: reported, never a lost class
             submission.report = WorkerReport(student, False, repr(exc))
         take_report(submission, self.assignment, self.cell_timeout)
+        tick = time.perf_counter()
         if submission.report.success:
-            publish(
-                scratch / "autograded" / student / self.assignment,
-                outputs["autograded_directory"],
-                claim.token,
-            )
-            publish(
-                scratch / "feedback" / student / self.assignment,
-                outputs["feedback_directory"],
-                claim.token,
-            )
-        seconds = submission.report.seconds + submission.report.feedback_seconds
-        return Outcome(submission.status, submission.message, round(seconds, 2))
+            for step, target in outputs.items():
+                new = scratch / step.removesuffix("_directory") / student / self.assignment
+                publish(new, target, claim.token)
+        timing = submission.report.timing()
+        timing.recording = round(time.perf_counter() - tick, 2)
+        return Outcome(submission.status, submission.message, round(timing.total, 2), timing=timing)
 
 
 def _local_workers() -> int:

@@ -15,10 +15,12 @@ one row per (assignment, student): the fingerprint of the submission it is about
   owner's result.
 """
 
+import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from course_tools.grading.records import Timing
 from course_tools.grading.status import Status
 
 TABLE = "mcl_grading_claims"
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     status text,
     message text,
     seconds double precision,
+    timing text,
     finished_at timestamptz,
     PRIMARY KEY (assignment, student)
 )
@@ -68,6 +71,7 @@ class Outcome:
     seconds: float = 0.0
     worker: str = ""
     attempts: int = 0
+    timing: Timing | None = None  # where the time went (executed submissions)
 
 
 class DatabaseUnreachable(RuntimeError):
@@ -189,13 +193,14 @@ class ClaimBoard:
         """Record the outcome and mark the claim done; False when it is no longer ours."""
         rows = self._run(
             f"UPDATE {TABLE} SET state = :done, status = :status, message = :message, "
-            "seconds = :seconds, finished_at = :now, lease_until = NULL "
+            "seconds = :seconds, timing = :timing, finished_at = :now, lease_until = NULL "
             "WHERE assignment = :assignment AND student = :student AND token = :token "
             "AND state = :claimed RETURNING student",
             done=DONE,
             status=str(outcome.status),
             message=outcome.message,
             seconds=outcome.seconds,
+            timing=json.dumps(asdict(outcome.timing)) if outcome.timing else None,
             now=datetime.now(UTC),
             assignment=claim.assignment,
             student=claim.student,
@@ -216,15 +221,16 @@ class ClaimBoard:
     def outcomes(self, assignment: str) -> dict[str, Outcome]:
         """``{student: outcome}``: done claims as graded, the others as pending."""
         rows = self._run(
-            f"SELECT student, state, status, message, seconds, worker, attempts FROM {TABLE} "
+            f"SELECT student, state, status, message, seconds, worker, attempts, timing FROM {TABLE} "
             "WHERE assignment = :assignment ORDER BY student",
             assignment=assignment,
         )
         found = {}
-        for student, state, status, message, seconds, worker, attempts in rows:
+        for student, state, status, message, seconds, worker, attempts, timing in rows:
             if state == DONE:
+                spent = Timing(**json.loads(timing)) if timing else None
                 found[student] = Outcome(
-                    Status(status), message or "", seconds or 0.0, worker or "", attempts
+                    Status(status), message or "", seconds or 0.0, worker or "", attempts, spent
                 )
             else:
                 note = f"being graded by {worker}" if state == CLAIMED else "waiting for a worker"

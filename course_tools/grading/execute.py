@@ -110,7 +110,7 @@ class GuardedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         """Run the notebook; record what happened in ``EXECUTIONS`` and the verdicts in ``resources``."""
-        start = time.monotonic()
+        start = self._started = time.monotonic()
         self._deadline = start + self.notebook_timeout
         self._stopped = ""
         self._output_sizes: dict[int, int] = {}
@@ -167,6 +167,7 @@ class GuardedExecute(Execute):
     async def async_start_new_kernel_client(self):
         """Connect to the kernel, then take its folder back from the kernel's uid."""
         client = await super().async_start_new_kernel_client()
+        self._run.kernel_seconds = round(time.monotonic() - self._started, 2)
         if self.sandboxed and os.geteuid() == 0:
             for path in (self._runtime, *self._runtime.iterdir()):
                 os.chown(path, 0, 0, follow_symlinks=False)

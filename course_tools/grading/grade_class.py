@@ -278,6 +278,8 @@ def grade_with_claims(
                 if outcome.status is not Status.PENDING and student not in seen:
                     seen.add(student)
                     run.execution_seconds[student] = outcome.seconds
+                    if outcome.timing is not None:
+                        run.timings[student] = outcome.timing
                     tracker.done(student, outcome.status, "", outcome.seconds)
             if not running:
                 break
@@ -365,8 +367,11 @@ def autograde_all(
                     submission.report = WorkerReport(submission.student, False, repr(exc))
                 tick = time.perf_counter()
                 record(submission, recorder, assignment, cell_timeout)
-                recording += time.perf_counter() - tick
+                recorded = time.perf_counter() - tick
+                recording += recorded
                 run.execution_seconds[submission.student] = submission.report.seconds
+                run.timings[submission.student] = submission.report.timing()
+                run.timings[submission.student].recording = round(recorded, 2)
                 score = score_text(coursedir, assignment, submission, run.exercises)
                 tracker.done(
                     submission.student, submission.status, score, submission.report.seconds

@@ -20,7 +20,23 @@ class NotebookExecution:
     flags: list[str] = field(default_factory=list)  # why a person must review the scores
     leftover_processes: int = 0
     seconds: float = 0.0
+    kernel_seconds: float = 0.0  # of ``seconds``: until the sandboxed kernel answered
     executed: str = ""  # the executed notebook (nbformat JSON) the scores and feedback come from
+
+
+@dataclass
+class Timing:
+    """Where the grading time of one submission went, in seconds."""
+
+    kernel_start: float = 0.0
+    execution: float = 0.0
+    nbgrader: float = 0.0  # autograde's own steps: copying, sanitising, scoring
+    feedback: float = 0.0
+    recording: float = 0.0  # sqlite: the replay into the real gradebook; server: publish and claim
+
+    @property
+    def total(self) -> float:
+        return self.kernel_start + self.execution + self.nbgrader + self.feedback + self.recording
 
 
 @dataclass
@@ -35,6 +51,12 @@ class WorkerReport:
     feedback_error: str = ""
     feedback_held: bool = False  # flagged: no feedback until a person has reviewed it
     feedback_seconds: float = 0.0
+
+    def timing(self) -> Timing:
+        """The worker's part of this submission's :class:`Timing` (recording left at 0)."""
+        ran = sum(e.seconds for e in self.executions)
+        kernel = sum(e.kernel_seconds for e in self.executions)
+        return Timing(kernel, ran - kernel, max(0.0, self.seconds - ran), self.feedback_seconds)
 
     def execution_of(self, notebook: str) -> NotebookExecution | None:
         """The run of ``notebook``, if it was executed."""

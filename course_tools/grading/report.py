@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_tools.grading.records import Timing
 from course_tools.grading.sheet import Exercise, SheetRow
 from course_tools.grading.status import Status
 
@@ -20,6 +21,7 @@ class GradingResult:
     sandboxed: bool = True
     execution_seconds: dict[str, float] = field(default_factory=dict)  # per executed student
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run
+    timings: dict[str, Timing] = field(default_factory=dict)  # per executed student
 
 
 UNSANDBOXED = "UNSANDBOXED: student code ran with your rights"
