@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,12 +41,18 @@ WRITTEN_ANSWER = "per_channel_and_zero_question"  # the manually graded cell of 
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """One PostgreSQL server per test process."""
+def server():
+    """One PostgreSQL server per test process.
+
+    Its folder is not under pytest's temporary folder: every new pytest session makes that 700
+    again, and the server's own user must be able to reach its data until it stops.
+    """
     require_postgres()
-    started = local_postgres.start(tmp_path_factory.mktemp("postgres") / "server")
+    folder = Path(tempfile.mkdtemp(prefix="mcl-postgres-"))
+    started = local_postgres.start(folder / "server")
     yield started
     started.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def unique(name: str) -> str:
