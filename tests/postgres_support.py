@@ -107,10 +107,13 @@ class PostgresCourse:
             )
 
 
-def new_course(server: local_postgres.LocalPostgres, folder: Path, name: str) -> PostgresCourse:
-    """A new database on ``server`` with :data:`ASSIGNMENT` released into it, in ``folder``."""
+def new_course(
+    server: local_postgres.LocalPostgres, folder: Path, name: str, every_assignment: bool = False
+) -> PostgresCourse:
+    """A new database on ``server`` with :data:`ASSIGNMENT` (or all) released into it, in ``folder``."""
     db_url = server.create_database(name)
-    return PostgresCourse(build_course(folder, db_url, only=[ASSIGNMENT]), db_url)
+    only = None if every_assignment else [ASSIGNMENT]
+    return PostgresCourse(build_course(folder, db_url, only=only), db_url)
 
 
 def sample(course: PostgresCourse, size: int) -> Path:

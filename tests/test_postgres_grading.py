@@ -292,8 +292,8 @@ def test_fixture_class_gives_the_same_sheet_as_with_sqlite(server, shared, cours
     reference = (
         shared / f"grading-{ASSIGNMENT}" / "course" / "build" / "grades" / f"{ASSIGNMENT}.csv"
     )
-    pg = new_course(server, shared / f"postgres-fixture-{os.getpid()}", unique("fixture"))
-    files = build_class(pg.pg, ASSIGNMENT, pg.root.parent / "handed-in")
+    pg = new_course(server, shared / f"postgres-fixture-{os.getpid()}", unique("fixture"), True)
+    files = build_class(pg.course, ASSIGNMENT, pg.root.parent / "handed-in")
     pg.collect(files.layout)
     pg.collect(files.lms)
     pg.command("grade", *pg.worker_args("--workers", "2"))

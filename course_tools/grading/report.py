@@ -1,6 +1,6 @@
 """What the instructor reads: one progress line per submission, then the summary of the run."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from course_tools.grading.records import Timing
@@ -88,6 +88,16 @@ def grading_report(run: GradingResult) -> str:
         times = sorted(run.execution_seconds.values())
         lines.append(
             f"  autograde per submission: median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s"
+        )
+    if run.timings:
+        count = len(run.timings)
+        mean = {
+            name: sum(getattr(t, name) for t in run.timings.values()) / count
+            for name in (f.name for f in fields(Timing))
+        }
+        lines.append(
+            "  per submission (mean): "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in mean.items())
         )
     if run.phases:
         lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items()))
