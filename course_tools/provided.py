@@ -117,7 +117,8 @@ def __getattr__(name: str):
     if name.startswith("__") or name not in answer_cells():
         raise AttributeError(name)
     assignment = answer_cells()[name][0]
-    siblings = [n for n, (a, _) in answer_cells().items() if a == assignment]  # they call each other
+    # the answers of one notebook call each other
+    siblings = [n for n, (a, _) in answer_cells().items() if a == assignment]
     namespace: dict = {}
     exec(compile(provided_source(siblings), f"<provided by {assignment}>", "exec"), namespace)
     return namespace[name]
