@@ -686,6 +686,8 @@ if not GRADING:
     measure("teacher, PTQ INT8", *real_int8(teacher), x_test, y_test)
     measure(f"teacher, QAT {CHAIN_BITS}-bit, INT8 kernels", *real_int8(qat4), x_test, y_test)
     show_models()
+    summary["teacher_int8_bytes"] = MODELS["teacher, PTQ INT8"]["bytes"]
+    summary["qat4_int8_bytes"] = MODELS[f"teacher, QAT {CHAIN_BITS}-bit, INT8 kernels"]["bytes"]
     summary["teacher_int8_bytes_ratio"] = (
         MODELS["teacher (fp32)"]["bytes"] / MODELS["teacher, PTQ INT8"]["bytes"]
     )
