@@ -621,7 +621,8 @@ if not GRADING:
         ax.axhline(teacher_acc * 100, color="grey", ls="--", label="fp32 teacher")
         ax.set(title=f"{scheme} weights", xlabel="weight bits", xticks=list(BITS))
         ax.invert_xaxis()
-    axes[0].set_ylabel("test accuracy (%)")
+    for ax in axes:
+        ax.set_ylabel("test accuracy (%)")
     axes[1].legend()
     fig.tight_layout()
     plt.show()
@@ -1219,7 +1220,8 @@ if not GRADING:
             (teacher_acc - 0.01) * 100, color="grey", ls="--", lw=1, label="teacher - 1 point"
         )
         ax.set(xscale="log", xlabel=label)
-    axes[0].set_ylabel("test accuracy (%)")
+    for ax in axes:
+        ax.set_ylabel("test accuracy (%)")
     axes[0].set_title("accuracy vs size")
     axes[1].set_title("accuracy vs latency")
     axes[1].legend(loc="lower right")
