@@ -467,10 +467,15 @@ def quantize_model(model: nn.Module, num_bits: int, per_channel: bool = True) ->
     ### BEGIN SOLUTION
     fake_quantize_ste(torch.zeros(1, 1), num_bits)  # validates num_bits, even without a Linear
     model = copy.deepcopy(model)
-    for module in list(model.modules()):
+
+    def swap(module: nn.Module) -> None:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, name, QuantLinear(child, num_bits, per_channel))
+            else:
+                swap(child)
+
+    swap(model)
     return model
     ### END SOLUTION
 

@@ -187,10 +187,13 @@ QL_MISTAKES = [
 # --------------------------------------------------------------------------- exercise 2b
 QM = "def quantize_model(model, num_bits, per_channel=True):\n"
 QM_LOOP = (
-    "    for module in list(model.modules()):\n"
+    "    def swap(module):\n"
     "        for name, child in list(module.named_children()):\n"
     "            if isinstance(child, nn.Linear):\n"
     "                setattr(module, name, QuantLinear(child, num_bits, per_channel))\n"
+    "            else:\n"
+    "                swap(child)\n"
+    "    swap(model)\n"
     "    return model\n"
 )
 QM_TESTS = ("quantize_model_tests",)
