@@ -12,6 +12,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from course_tools.grading.cells import grade_id
+from course_tools.provided import expand
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
@@ -40,6 +41,10 @@ class Notebook:
         """The student release notebook."""
         return release_dir / self.assignment / f"{self.name}.ipynb"
 
+    def read(self) -> nbformat.NotebookNode:
+        """The solution text as a notebook, with earlier notebooks' provided answers filled in."""
+        return expand(jupytext.read(self.solution_text, fmt="py:percent"), self.assignment)
+
 
 def notebooks() -> list[Notebook]:
     """Every solution notebook present, sorted by assignment then name."""
@@ -59,7 +64,7 @@ def build_source(source_dir: Path = SOURCE) -> list[Path]:
     """Convert every ``solutions/*/*.py`` into an nbgrader source ``.ipynb``; returns their paths."""
     written = []
     for nb in notebooks():
-        notebook = jupytext.read(nb.solution_text, fmt="py:percent")
+        notebook = nb.read()
         notebook.metadata.pop("jupytext", None)
         for i, cell in enumerate(notebook.cells):  # stable ids keep the release diff-free
             cell.id = grade_id(cell) or f"cell-{i:03d}"

@@ -9,7 +9,6 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
 import nbformat
 
 from course_tools.course import (
@@ -58,7 +57,7 @@ def build_course(root: Path, db_url: str | None = None, only: list[str] | None =
 
 def solution_answers(nb: Notebook) -> dict[str, str]:
     """Every answer cell of the instructor's solution, solution markers removed."""
-    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
+    cells = nb.read().cells
     return {
         grade_id(c): "\n".join(
             line for line in c.source.splitlines() if line.strip() not in SOLUTION_MARKERS

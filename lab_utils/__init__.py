@@ -1,9 +1,14 @@
 """Shared helpers for the Model Compression Lab notebooks: models, data, training, timing, plots."""
 
 from lab_utils.attention import MultiHeadSelfAttention
-from lab_utils.bench import count_parameters, measure_latency, serialized_size
+from lab_utils.bench import (
+    count_parameters,
+    measure_latency,
+    peak_forward_memory,
+    serialized_size,
+)
 from lab_utils.data import digits_loaders, digits_splits, full_batch
-from lab_utils.digits_model import Block, DigitsTransformer
+from lab_utils.digits_model import Block, DigitsTransformer, Internals
 from lab_utils.original_models import DistilledStudent, ToyTransformer
 from lab_utils.plots import use_course_style
 from lab_utils.teacher import load_teacher
@@ -13,6 +18,7 @@ __all__ = [
     "Block",
     "DigitsTransformer",
     "DistilledStudent",
+    "Internals",
     "MultiHeadSelfAttention",
     "ToyTransformer",
     "accuracy",
@@ -22,6 +28,7 @@ __all__ = [
     "full_batch",
     "load_teacher",
     "measure_latency",
+    "peak_forward_memory",
     "serialized_size",
     "set_seed",
     "train",

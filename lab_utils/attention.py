@@ -54,15 +54,25 @@ class MultiHeadSelfAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, head_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x [B, T, E]``, optional ``head_mask [num_heads]`` (one gate per head) -> ``[B, T, E]``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        head_mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, T, E]``, optional ``head_mask [num_heads]`` (one gate per head) -> ``[B, T, E]``.
+
+        With ``return_attention=True`` it returns ``(output, weights)``, where ``weights
+        [B, num_heads, T, T]`` are the softmax attention maps (each row sums to 1, before any gate).
+        """
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"Expected x of shape [B, T, {self.embed_dim}], got {list(x.shape)}.")
         q = self._split_heads(self.q_proj(x))
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        context = scores.softmax(dim=-1) @ v  # [B, n, T, d]
+        weights = scores.softmax(dim=-1)  # [B, n, T, T]
+        context = weights @ v  # [B, n, T, d]
         if head_mask is not None:
             if head_mask.shape != (self.num_heads,):
                 raise ValueError(
@@ -71,4 +81,5 @@ class MultiHeadSelfAttention(nn.Module):
                 )
             context = context * head_mask.to(context.dtype).view(1, -1, 1, 1)
         b, _, t, _ = context.shape
-        return self.out_proj(context.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+        out = self.out_proj(context.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+        return (out, weights) if return_attention else out

@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jupytext
 import nbformat
 
 from course_tools.course import (
@@ -78,7 +77,7 @@ def mistakes(assignment: str) -> list[Mistake]:
 
 def test_points(nb: Notebook) -> dict[str, float]:
     """``{test cell id: points}`` for the autograded test cells, in notebook order."""
-    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
+    cells = nb.read().cells
     return {grade_id(c): points(c) for c in cells if is_test_cell(c)}
 
 
@@ -241,7 +240,7 @@ def other_assignment(course: Course, assignment: str) -> nbformat.NotebookNode:
 
 def hidden_test_lines(nb: Notebook) -> list[str]:
     """Lines of hidden tests found nowhere else in the solution: neither release nor feedback may show them."""
-    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
+    cells = nb.read().cells
     secret = [line for cell in cells for line in hidden_lines(cell.source) if len(line) >= 10]
     visible = "\n".join(
         line.strip() for cell in cells for line in released_source(cell.source).splitlines()

@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jupytext
 import matplotlib
 
 from course_tools.course import Notebook
@@ -38,7 +37,7 @@ def run_graded(
     ``replace`` get that source instead (a student's answer).
     """
     replace = replace or {}
-    cells = jupytext.read(notebook.solution_text, fmt="py:percent").cells
+    cells = notebook.read().cells
     unknown = set(replace) - {grade_id(c) for c in cells}
     if unknown:
         raise KeyError(f"{notebook.name} has no cell with grade_id {sorted(unknown)}")

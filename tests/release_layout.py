@@ -200,3 +200,42 @@ def points_table_problems(cells: list[NotebookNode]) -> list[str]:
     if listed != total:
         problems.append(f"the points table adds up to {listed:g}, the graded cells to {total:g}")
     return problems
+
+
+# 3. **No answer where a student of its notebook can read it.** The solution region of every answer
+#    cell is absent from ``lab_utils`` and from every release, except the release of a later
+#    notebook that asks for it with ``from course_tools.provided import ...`` (released only after
+#    the answer's notebook is due).
+
+MIN_ANSWER_LINE = 16  # shorter lines (``return x``, ``else:``) may appear anywhere by chance
+
+
+def solution_regions(cells: list[NotebookNode]) -> dict[str, list[str]]:
+    """``{answer grade_id: the significant stripped lines between its solution markers}``."""
+    regions = {}
+    for cell in cells:
+        if not (is_solution(cell) and not is_grade(cell) and cell.cell_type == "code"):
+            continue
+        inside, lines = False, []
+        for line in cell.source.splitlines():
+            if "### BEGIN SOLUTION" in line:
+                inside = True
+            elif "### END SOLUTION" in line:
+                inside = False
+            elif inside and len(line.strip()) >= MIN_ANSWER_LINE:
+                lines.append(line.strip())
+        regions[grade_id(cell)] = lines
+    return regions
+
+
+def leaked(regions: dict[str, list[str]], text: str) -> list[str]:
+    """The answers of which more than two thirds of the significant lines are lines of ``text``.
+
+    A copied answer has them all; a generic training loop shares about half of ``distill``'s.
+    """
+    present = {line.strip() for line in text.splitlines()}
+    return [
+        answer
+        for answer, lines in regions.items()
+        if lines and sum(line in present for line in lines) * 3 > 2 * len(lines)
+    ]

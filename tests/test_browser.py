@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jupytext
 import nbformat
 import pytest
 
@@ -55,7 +54,7 @@ def _id(nb: Notebook) -> str:
 
 def _uses_lab_utils(nb: Notebook) -> bool:
     """True if the notebook's code imports the course's ``lab_utils`` package."""
-    cells = jupytext.read(nb.solution_text, fmt="py:percent").cells
+    cells = nb.read().cells
     return any(re.search(r"\blab_utils\b", c.source) for c in cells if c.cell_type == "code")
 
 

@@ -19,6 +19,7 @@ from lab_utils import (
     full_batch,
     load_teacher,
     measure_latency,
+    peak_forward_memory,
     serialized_size,
     set_seed,
     train,
@@ -168,3 +169,32 @@ def test_measure_latency_returns_seconds_per_call():
 def test_lab_utils_exports_are_documented():
     for name in lab_utils.__all__:
         assert getattr(lab_utils, name).__doc__, f"{name} needs a docstring"
+
+
+def test_forward_with_internals_returns_the_logits_of_forward_and_every_internal():
+    set_seed(0)
+    model = DigitsTransformer(width=16, num_heads=4, num_layers=3, ffn_width=32)
+    images = torch.rand(5, 8, 8)
+    gates = torch.ones(3, 4)
+    gates[1, 2] = 0
+    out = model.forward_with_internals(images, head_mask=gates)
+    assert torch.equal(out.logits, model(images, head_mask=gates))
+    assert [tuple(h.shape) for h in out.hidden_states] == [(5, 17, 16)] * 4
+    assert [tuple(a.shape) for a in out.attentions] == [(5, 4, 17, 17)] * 3
+    for weights in out.attentions:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(5, 4, 17))
+
+
+def test_attention_returns_its_maps_only_when_asked():
+    attn = MultiHeadSelfAttention(16, 4)
+    x = torch.randn(2, 5, 16)
+    out, weights = attn(x, return_attention=True)
+    assert torch.equal(out, attn(x)) and tuple(weights.shape) == (2, 4, 5, 5)
+
+
+def test_peak_forward_memory_counts_the_activations_of_one_call():
+    model = load_teacher()
+    images = full_batch("test")[0]
+    one, many = peak_forward_memory(model, images[:1]), peak_forward_memory(model, images[:64])
+    # the attention scores of 64 images alone take 64 * 8 heads * 17 * 17 floats
+    assert many >= 64 * 8 * 17 * 17 * 4 and many > 20 * one > 0

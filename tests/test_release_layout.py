@@ -1,13 +1,17 @@
 """Release checks: a prompt above every hand-graded cell, and an introduction that lists every graded
 item with its points (the rules are in ``tests/release_layout.py``)."""
 
+import jupytext
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.preprocessors import ClearSolutions, LockCells
+from nbgrader.utils import is_solution
 
-from course_tools.course import course_config, notebooks
-from tests.release_layout import points_table_problems, prompt_problems
+from course_tools.course import REPO, course_config, notebooks
+from course_tools.grading.cells import grade_id
+from course_tools.provided import DEFINED, REQUEST, provided_source, requested_names
+from tests.release_layout import leaked, points_table_problems, prompt_problems, solution_regions
 
 NOTEBOOKS = notebooks()
 IDS = [f"{nb.assignment}/{nb.name}" for nb in NOTEBOOKS]
@@ -29,6 +33,72 @@ def test_every_hand_graded_cell_follows_a_visible_locked_prompt(built_course, nb
 def test_introduction_lists_every_graded_item_with_its_points(built_course, nb):
     problems = points_table_problems(_released_cells(built_course, nb))
     assert not problems, "\n".join(problems)
+
+
+def _answers() -> dict[str, dict[str, list[str]]]:
+    """``{assignment/name: {answer id: its significant solution lines}}`` of every notebook."""
+    return {f"{nb.assignment}/{nb.name}": solution_regions(nb.read().cells) for nb in NOTEBOOKS}
+
+
+def _raw_cells(nb) -> list:
+    """The solution text's cells as written (provided answers not filled in)."""
+    return jupytext.read(nb.solution_text, fmt="py:percent").cells
+
+
+def _provided_to(nb) -> set[str]:
+    """The grade ids of the earlier answer cells that ``nb``'s solution asks to be given."""
+    requests = [c.source for c in _raw_cells(nb) if REQUEST.search(c.source)]
+    names = {name for source in requests for name in requested_names(source)}
+    return {
+        grade_id(cell)
+        for other in NOTEBOOKS
+        for cell in _raw_cells(other)
+        if is_solution(cell) and names & set(DEFINED.findall(cell.source))
+    }
+
+
+def test_lab_utils_holds_no_answer_of_any_notebook():
+    sources = "\n".join(p.read_text() for p in sorted((REPO / "lab_utils").rglob("*.py")))
+    found = {nb: leaked(regions, sources) for nb, regions in _answers().items()}
+    assert not any(found.values()), f"answers in lab_utils: {found}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=IDS)
+def test_release_holds_no_answer_except_those_provided_to_it(built_course, nb):
+    release = nb.release_notebook(built_course / "release")
+    text = "\n".join(c.source for c in nbformat.read(release, as_version=4).cells)
+    allowed = _provided_to(nb)
+    found = {
+        other: [
+            a
+            for a in leaked(regions, text)
+            if other == IDS[NOTEBOOKS.index(nb)] or a not in allowed
+        ]
+        for other, regions in _answers().items()
+    }
+    assert not any(found.values()), f"answers readable in {release.name}: {found}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize(
+    "nb", [n for n in NOTEBOOKS if _provided_to(n)], ids=lambda n: n.assignment
+)
+def test_release_holds_the_reference_answers_it_asks_for_in_a_locked_cell(built_course, nb):
+    cells = nbformat.read(nb.release_notebook(built_course / "release"), as_version=4).cells
+    requests = [c for c in _raw_cells(nb) if REQUEST.search(c.source)]
+    expected = [
+        provided_source(requested_names(c.source), nb.assignment).rstrip("\n") for c in requests
+    ]
+    given = [c for c in cells if c.source in expected]
+    assert len(given) == len(expected) and all(c.metadata.get("editable") is False for c in given)
+    earlier = {
+        a
+        for n in NOTEBOOKS
+        if n.assignment < nb.assignment
+        for a in solution_regions(n.read().cells)
+    }
+    assert _provided_to(nb) <= earlier, "only answers of earlier assignments may be provided"
 
 
 # A tiny notebook released by nbgrader's own preprocessors with the course's config, so the checks
