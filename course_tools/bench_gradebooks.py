@@ -99,6 +99,8 @@ def projection(best: Measured) -> list[str]:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 600:
+        return f"{seconds / 60:.1f} min"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
