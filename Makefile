@@ -21,8 +21,8 @@ setup: $(INSTALLED) ## create .venv and install the exact versions of requiremen
 run: $(INSTALLED) ## execute every solution notebook headless (papermill) and print its key results
 	$(PY) -m course_tools.headless
 
-lab: $(INSTALLED) ## open JupyterLab on the student notebooks
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+lab: $(INSTALLED) ## open JupyterLab at the course root (Formgrader needs it), showing notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks
 
 test: $(INSTALLED) lint ## the whole test suite: lint, unit, notebooks, grading, browser (CI runs this)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

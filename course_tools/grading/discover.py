@@ -12,6 +12,9 @@ from course_tools.collect import read_timestamp_file
 from course_tools.grading.checks import NotebookCheck
 from course_tools.grading.status import Status
 
+SECRET_FILE = "submission_secret.txt"
+MAX_SECRET_BYTES = 1024  # nbgrader writes a short random token
+
 
 def roster(db_url: str, course_id: str) -> list[str]:
     """Student ids known to the gradebook."""
@@ -50,7 +53,8 @@ def discover(
 def stage(
     student: str, checks: list[NotebookCheck], assignment: str, submitted: Path, staging: Path
 ) -> list[str]:
-    """Copy the notebooks that passed the checks (and a readable ``timestamp.txt``) for the workers.
+    """Copy the notebooks that passed the checks (and a readable ``timestamp.txt``, and nbgrader's
+    ``submission_secret.txt``) for the workers.
 
     Returns notes for the sheet (a timestamp that could not be read is left out, not fatal).
     """
@@ -59,6 +63,10 @@ def stage(
     for check in checks:
         if check.status == Status.OK:
             shutil.copyfile(check.path, target / check.path.name, follow_symlinks=False)
+    # nbgrader's exchange writes it at submit; release_feedback finds the student's copy by it.
+    secret = submitted / student / assignment / SECRET_FILE
+    if secret.is_file() and not secret.is_symlink() and secret.stat().st_size <= MAX_SECRET_BYTES:
+        shutil.copyfile(secret, target / SECRET_FILE, follow_symlinks=False)
     timestamp = submitted / student / assignment / "timestamp.txt"
     if not os.path.lexists(timestamp):
         return []

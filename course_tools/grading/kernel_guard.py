@@ -32,7 +32,13 @@ SHELL_METHODS = (
 )
 KERNEL_METHODS = ("do_execute", "execute_request", "dispatch_shell")
 MACHINERY_MODULES = ("IPython", "ipykernel", "jupyter_client", "traitlets", "zmq")
-INSTALLED = tuple({sys.prefix, sys.base_prefix})  # code of the environment, not of a cell
+# Code of the environment, not of a cell: its prefixes and every site-packages folder on the path
+# (an environment may reuse another one's packages through a .pth file, as the JupyterHub test's).
+INSTALLED = tuple(
+    dict.fromkeys(
+        [sys.prefix, sys.base_prefix, *(p for p in sys.path if p.endswith("/site-packages"))]
+    )
+)
 UNSETTABLE = frozenset({"__dict__", "__weakref__", "__doc__", "__module__"})
 MISSING = object()
 

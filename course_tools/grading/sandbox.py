@@ -79,9 +79,20 @@ def package_dirs() -> tuple[str, ...]:
 
 
 def course_environment() -> tuple[str, ...]:
-    """The interpreter and the virtual environment, read-only in the sandbox."""
+    """The interpreter and the virtual environment, read-only in the sandbox.
+
+    Also any site-packages folder outside them that a ``.pth`` file added (an environment that
+    reuses another one's packages, as the JupyterHub test's does).
+    """
     prefixes = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parents[1])}
-    return tuple(sorted(prefixes))
+    layered = {
+        str(Path(p).resolve())
+        for p in sys.path
+        if Path(p).name == "site-packages"
+        and Path(p).is_dir()
+        and not any(Path(p).resolve().is_relative_to(prefix) for prefix in prefixes)
+    }
+    return tuple(sorted(prefixes | layered))
 
 
 def _ancestors(paths: list[str]) -> list[str]:
