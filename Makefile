@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup run lab test lint format release check-release bench lock teacher collect grade bench-grading bench-gradebooks clean
+.PHONY: help setup run lab test lint format release check-release bench lock teacher roster collect grade bench-grading bench-gradebooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -60,6 +60,9 @@ FROM ?=
 GRADE_ARGS ?=
 collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder)
 	$(PY) -m course_tools.collect $(ASSIGNMENT) $(FROM)
+
+roster: $(INSTALLED) ## import the class roster into the gradebook: make roster FROM=roster.csv
+	$(PY) -m course_tools.roster $(FROM)
 
 grade: $(INSTALLED) ## autograde in the sandbox on all cores, feedback, build/grades/<assignment>.csv: make grade ASSIGNMENT=01_pruning
 	$(PY) -m course_tools.grade $(ASSIGNMENT) $(GRADE_ARGS)

@@ -34,6 +34,11 @@ c.OverwriteCells.add_missing_cells = True
 c.LockCells.lock_all_cells = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# Late submissions (due dates: due_dates.csv, applied by `make release`): nbgrader's own
+# LateSubmissionPlugin. The course's default is "none": a late submission keeps its score and the
+# grade sheet shows how late it was. "zero" gives it 0; a subclass of LateSubmissionPlugin named in
+# c.AssignLatePenalties.plugin_class can deduct anything else (README "Roster, due dates, late work").
+c.LateSubmissionPlugin.penalty_method = "none"
 # Feedback must not reveal hidden tests: neither their source (nbgrader shows it by default) nor a
 # traceback quoting them.
 c.GenerateFeedback.preprocessors = [

@@ -79,6 +79,7 @@ class Incoming:
     student: str
     name: str
     timestamp: datetime | None = None
+    lms_late: bool = False  # the LMS put LATE_ in the file name
 
     @property
     def age_key(self) -> tuple[float, str]:
@@ -277,7 +278,8 @@ def match_flat(
         timestamp = parse_timestamp(groups["timestamp"])
         if isinstance(timestamp, str):
             return f"unreadable timestamp {groups['timestamp']!r}: {timestamp}"
-    return Incoming(path, student, notebook_name(stem, expected), timestamp)
+    late = "_LATE_" in path.name[: match.end()]
+    return Incoming(path, student, notebook_name(stem, expected), timestamp, late)
 
 
 def scan_layout(
@@ -445,10 +447,11 @@ def place(
     for item in files:
         suffix = item.path.suffix
         by_name.setdefault(f"{item.name}{suffix}", []).append(item)
-    notes: dict[str, dict] = {"duplicates": {}}
+    notes: dict[str, object] = {"duplicates": {}}
     for name, items in sorted(by_name.items()):
         items.sort(key=lambda i: i.age_key)
         newest = items[-1]
+        notes["lms_late"] = notes.get("lms_late", False) or newest.lms_late
         try:
             if (folder / name).parent != folder or name in (".", ".."):
                 raise NotRegularFile(f"unsafe file name {name!r}")
@@ -467,7 +470,7 @@ def place(
     stamps = [i.timestamp for i in files if i.timestamp]
     if stamps:
         (folder / TIMESTAMP_FILE).write_text(max(stamps).isoformat(" "))
-    if notes["duplicates"]:
+    if notes["duplicates"] or notes.get("lms_late"):
         (folder / COLLECT_NOTES).write_text(json.dumps(notes, indent=1, sort_keys=True))
 
 

@@ -18,6 +18,7 @@ from course_tools.course import (
     course_config,
     nbgrader_api,
 )
+from course_tools.due_dates import DUE_DATES, DueDateError, apply_due_dates, read_due_dates
 
 
 def generate(release_dir: Path = RELEASE, root: Path = REPO) -> list[str]:
@@ -33,6 +34,11 @@ def generate(release_dir: Path = RELEASE, root: Path = REPO) -> list[str]:
             raise RuntimeError(
                 f"generate_assignment {assignment} failed:\n{result.get('error', '')}"
             )
+    due = read_due_dates()
+    if unknown := sorted(set(due) - set(names)):
+        raise DueDateError(f"{DUE_DATES.name} names no such assignment: {', '.join(unknown)}")
+    directory = config.CourseDirectory
+    apply_due_dates(directory.db_url, directory.course_id, due)
     return names
 
 

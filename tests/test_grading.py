@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from course_tools.collect import DEFAULT_REGEXP, match_flat, notebook_name
 from course_tools.course import REPO, assignments, notebooks
 from course_tools.grading.checks import read_notebook
-from course_tools.grading.sheet import read_sheet
+from course_tools.grading.sheet import FIXED_COLUMNS, LAST_COLUMNS, read_sheet
 from course_tools.sample_class import Course, build_course
 from tests.class_fixture import (
     CELL_TIMEOUT,
@@ -205,7 +205,7 @@ def test_student_gets_expected_status_and_points(graded, student):
 
 def expected_columns(graded: GradedClass) -> list[str]:
     """The exercise columns of the sheet."""
-    fixed = {"student_id", "status", "total", "max_total", "needs_manual_grade", "message"}
+    fixed = {*FIXED_COLUMNS, *LAST_COLUMNS}
     return [c for c in next(iter(graded.sheet.values())) if c not in fixed]
 
 

@@ -1,6 +1,7 @@
 """Find the submissions of an assignment and stage the ones to execute."""
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -9,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from course_tools.collect import read_timestamp_file
-from course_tools.grading.checks import NotebookCheck
+from course_tools.grading.checks import COLLECT_NOTES, NotebookCheck
 from course_tools.grading.status import Status
 
 SECRET_FILE = "submission_secret.txt"
@@ -75,6 +76,18 @@ def stage(
         shutil.copyfile(timestamp, target / "timestamp.txt", follow_symlinks=False)
         return []
     return [f"timestamp.txt ignored ({when}): graded without a submission time"]
+
+
+def lms_marked_late(folder: Path) -> bool:
+    """True when collect noted that the LMS marked this submission late (``LATE_`` in a name)."""
+    notes = folder / COLLECT_NOTES
+    if folder.is_symlink() or notes.is_symlink() or not notes.is_file():
+        return False
+    try:
+        found = json.loads(notes.read_text()[:100_000])
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and found.get("lms_late") is True
 
 
 def readable_timestamp(path: Path) -> bool:

@@ -36,7 +36,7 @@ from course_tools.grading.checks import (
 )
 from course_tools.grading.claims import ClaimBoard, Outcome, engine_for, is_server_database
 from course_tools.grading.config import Limits, grading_config
-from course_tools.grading.discover import discover, snapshot_gradebook, stage
+from course_tools.grading.discover import discover, lms_marked_late, snapshot_gradebook, stage
 from course_tools.grading.execute import REPLAYS
 from course_tools.grading.ids import safe_student_id
 from course_tools.grading.kernel import install_kernelspec
@@ -190,7 +190,8 @@ def grade(
         statuses = grade_on_this_machine(
             assignment, root, directories, limits, workers, students, specs, api, progress, run
         )
-    run.rows = sheet_rows(db_url, course_id, assignment, statuses, sheet, students)
+    submitted = folder(coursedir, "submitted_directory")
+    run.rows = sheet_rows(db_url, course_id, assignment, statuses, sheet, students, submitted)
     write_sheet(sheet, run.exercises, run.rows)
     run.seconds = round(time.perf_counter() - started, 1)
     return run
@@ -448,11 +449,13 @@ def sheet_rows(
     statuses: dict[str, tuple[Status, str]],
     sheet: Path,
     only: list[str] | None,
+    submitted: Path | None = None,
 ) -> list[SheetRow]:
     """Rows for every student: scores from the gradebook, status from this run (or the last sheet).
 
     ``statuses`` maps a student to the status and message this run gave; with ``only``, the
-    other students keep those of the sheet already at ``sheet``.
+    other students keep those of the sheet already at ``sheet``. With ``submitted``, a submission
+    the LMS marked late (``LATE_`` in its file name, noted by collect) says so in ``late``.
     """
     from nbgrader.api import Gradebook
 
@@ -477,6 +480,10 @@ def sheet_rows(
                     filter(None, [message, f"above the maximum: {few(impossible)}"])
                 )
             rows.append(row)
+    for row in rows if submitted else []:
+        if not row.late and not safe_student_id(row.student):
+            if lms_marked_late(submitted / row.student / assignment):
+                row.late = "marked late by the LMS"
     return rows
 
 
@@ -498,7 +505,10 @@ def rebuild_sheet(
         only = None
     else:
         statuses, only = {}, list(read_sheet(sheet))
-    rows = sheet_rows(coursedir.db_url, coursedir.course_id, assignment, statuses, sheet, only)
+    submitted = folder(coursedir, "submitted_directory")
+    rows = sheet_rows(
+        coursedir.db_url, coursedir.course_id, assignment, statuses, sheet, only, submitted
+    )
     wanted = exercises(coursedir.db_url, coursedir.course_id, assignment)
     write_sheet(sheet, wanted, rows)
     return GradingResult(assignment, sheet, rows, wanted)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from course_tools.grading.status import Status
 
-FIXED_COLUMNS = ("student_id", "status", "total", "max_total")
+FIXED_COLUMNS = ("student_id", "status", "total", "max_total", "timestamp", "late", "late_penalty")
 LAST_COLUMNS = ("needs_manual_grade", "message")
 
 
@@ -34,6 +34,9 @@ class SheetRow:
     message: str = ""
     scores: dict[str, float | None] = field(default_factory=dict)  # by column; None: no score
     needs_manual: list[str] = field(default_factory=list)
+    timestamp: str = ""  # when it was submitted (UTC, from timestamp.txt), if known
+    late: str = ""  # how late, against the due date; or the LMS's late mark
+    late_penalty: float = 0.0  # deducted by nbgrader's LateSubmissionPlugin
 
     @property
     def graded(self) -> bool:
@@ -42,8 +45,10 @@ class SheetRow:
 
     @property
     def total(self) -> float | None:
-        """Sum of the exercise scores; None when not graded or held for review (flagged)."""
-        return sum(s or 0.0 for s in self.scores.values()) if Status(self.status).counts else None
+        """Sum of the exercise scores less the late penalty; None when not graded or held (flagged)."""
+        if not Status(self.status).counts:
+            return None
+        return max(0.0, sum(s or 0.0 for s in self.scores.values()) - self.late_penalty)
 
 
 def exercises(db_url: str, course_id: str, assignment: str) -> list[Exercise]:
@@ -83,7 +88,26 @@ def read_scores(gb, assignment: str, student: str, wanted: list[Exercise]) -> Sh
             row.scores[exercise.column] = float(grade.score)
         if grade.needs_manual_grade and grade.manual_score is None:
             row.needs_manual.append(exercise.column)
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return row
+    if submission.timestamp is not None:
+        row.timestamp = submission.timestamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if seconds := submission.total_seconds_late:
+        row.late = f"{late_text(seconds)} late"
+    row.late_penalty = sum(nb.late_submission_penalty or 0.0 for nb in submission.notebooks)
     return row
+
+
+def late_text(seconds: float) -> str:
+    """``2 d 3 h``, ``1 h 5 min``, ``12 min``, ``30 s``."""
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if days:
+        return f"{days} d {hours - 24 * days} h"
+    if hours:
+        return f"{hours} h {minutes - 60 * hours} min"
+    return f"{minutes} min" if minutes else f"{int(seconds)} s"
 
 
 def _number(value: float | None) -> str:
@@ -106,6 +130,9 @@ def write_sheet(path: Path, wanted: list[Exercise], rows: list[SheetRow]) -> Pat
                     row.status,
                     _number(row.total),
                     _number(max_total),
+                    row.timestamp,
+                    row.late,
+                    _number(row.late_penalty or None) if row.graded else "",
                     *scores,
                     " ".join(row.needs_manual) if row.graded else "",
                     row.message,

@@ -1,0 +1,117 @@
+"""The roster, due dates and late work: every rostered student in the sheet, lateness recorded."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_tools.collect import collect
+from course_tools.course import course_config, notebooks
+from course_tools.due_dates import DueDateError, apply_due_dates, read_due_dates
+from course_tools.grading.config import Limits
+from course_tools.grading.grade_class import grade
+from course_tools.grading.sandbox import unavailable
+from course_tools.grading.sheet import read_sheet
+from course_tools.roster import RosterEntry, RosterError, import_roster, read_roster
+from course_tools.sample_class import build_course, filled, solution_answers
+from tests.class_fixture import CELL_TIMEOUT, MEMORY_MB, NOTEBOOK_TIMEOUT
+
+ASSIGNMENT = "03_quantization"
+ROSTER = """lms_user_id,name,email,section
+1001,Ada Lovelace,ada@example.org,A
+1002,"Hopper, Grace",grace@example.org,B
+1003,Alan Turing,alan@example.org,A
+1004,Never Submits,never@example.org,B
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_roster_reads_ids_names_and_sections(tmp_path):
+    entries = read_roster(write(tmp_path / "r.csv", ROSTER))
+    assert [e.student_id for e in entries] == ["1001", "1002", "1003", "1004"]
+    assert entries[1].first_and_last == ("Grace", "Hopper")
+    assert entries[0].first_and_last == ("Ada", "Lovelace")
+    assert entries[0].section == "A"
+
+
+def test_roster_student_id_column_overrides_the_lms_id(tmp_path):
+    text = "student_id,lms_user_id,name\nada,1001,Ada Lovelace\n"
+    assert read_roster(write(tmp_path / "r.csv", text)) == [
+        RosterEntry("ada", "1001", "Ada Lovelace")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("name,email\nAda,a@x\n", "missing column(s) lms_user_id"),
+        (
+            "lms_user_id,name\n1001,Ada\n1001,Ada again\n",
+            "line 3: student id '1001' already on line 2",
+        ),
+        ("lms_user_id,name\n*,Mallory\n", "line 2: student id '*'"),
+        ("lms_user_id,name\n1001,\n", "line 2: lms_user_id and name must not be empty"),
+    ],
+)
+def test_bad_roster_is_refused_with_its_line_and_nothing_imported(tmp_path, text, reason):
+    with pytest.raises(
+        RosterError, match=reason.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")
+    ):
+        read_roster(write(tmp_path / "r.csv", text))
+
+
+def test_due_dates_are_read_as_utc_and_a_bad_one_names_its_line(tmp_path):
+    path = write(
+        tmp_path / "d.csv", "assignment,due\nhw,2026-12-15T23:59:00+01:00\nhw2,2026-12-20 12:00\n"
+    )
+    due = read_due_dates(path)
+    assert due["hw"].isoformat() == "2026-12-15T22:59:00+00:00"
+    assert due["hw2"].isoformat() == "2026-12-20T12:00:00+00:00"
+    with pytest.raises(DueDateError, match="line 2"):
+        read_due_dates(write(tmp_path / "bad.csv", "assignment,due\nhw,next friday\n"))
+
+
+@pytest.mark.notebooks
+def test_sheet_lists_every_rostered_student_with_timestamp_and_lateness(tmp_path):
+    if reason := unavailable():
+        pytest.skip(reason)
+    course = build_course(tmp_path / "course", only=[ASSIGNMENT])
+    root = course.root
+    import_roster(write(tmp_path / "roster.csv", ROSTER), root)
+    directory = course_config(root).CourseDirectory
+    apply_due_dates(
+        directory.db_url,
+        directory.course_id,
+        read_due_dates(
+            write(tmp_path / "due.csv", f"assignment,due\n{ASSIGNMENT},2026-12-10T12:00:00Z\n")
+        ),
+    )
+    nb = next(n for n in notebooks() if n.assignment == ASSIGNMENT)
+    solved = filled(course.release_notebook(nb), solution_answers(nb))
+    layout = tmp_path / "layout"
+    for student, when in (("1001", "2026-12-10 11:00:00"), ("1002", "2026-12-11 14:30:00")):
+        folder = layout / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(solved, folder / f"{nb.name}.ipynb")
+        (folder / "timestamp.txt").write_text(f"{when}.000000 UTC")
+    collect(ASSIGNMENT, layout, root)
+    lms = tmp_path / "lms"
+    lms.mkdir()
+    nbformat.write(solved, lms / f"1003_LATE_77_88_{nb.name}.ipynb")
+    collect(ASSIGNMENT, lms, root)
+
+    limits = Limits(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, MEMORY_MB)
+    run = grade(ASSIGNMENT, root, course.source, limits, 2, progress=lambda _: None)
+    sheet = read_sheet(run.sheet)
+    assert sorted(sheet) == ["1001", "1002", "1003", "1004"]
+    assert sheet["1004"]["status"] == "missing" and sheet["1004"]["total"] == ""
+    on_time, late, marked = sheet["1001"], sheet["1002"], sheet["1003"]
+    assert on_time["timestamp"] == "2026-12-10 11:00:00 UTC" and on_time["late"] == ""
+    assert late["timestamp"] == "2026-12-11 14:30:00 UTC" and late["late"] == "1 d 2 h late"
+    assert marked["late"] == "marked late by the LMS"
+    # the default policy ("none") keeps a late submission's score
+    assert late["total"] == on_time["total"] != "" and late["late_penalty"] == ""
