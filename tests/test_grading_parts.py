@@ -11,7 +11,7 @@ from course_tools.course import REPO, notebooks
 from course_tools.grading.audit import audit_answers, audit_cell, instructor_code
 from course_tools.grading.cells import metadata_problem, released_source, split_hidden
 from course_tools.grading.checks import read_notebook
-from course_tools.grading.discover import readable_timestamp, submission_folders
+from course_tools.grading.discover import SECRET_FILE, readable_timestamp, stage, submission_folders
 from course_tools.grading.execute import hidden_outcome, raised_in_student_code
 from course_tools.grading.sandbox import SandboxSpec, bwrap_command
 from course_tools.grading.status import NOT_GRADED, Status, most_telling
@@ -240,3 +240,21 @@ def test_sandbox_shows_only_the_environment_and_its_own_folder(tmp_path):
     for flag in ("--unshare-net", "--unshare-pid", "--clearenv", "--die-with-parent"):
         assert flag in argv
     assert argv.index("--tmpfs") < argv.index("--bind")  # /tmp first, the runtime folder on top
+
+
+def test_stage_keeps_the_exchange_submission_secret(tmp_path) -> None:
+    """nbgrader's ``submission_secret.txt`` goes to the workers: release_feedback needs it."""
+    folder = tmp_path / "submitted" / "ana" / "01_pruning"
+    folder.mkdir(parents=True)
+    (folder / SECRET_FILE).write_text("a1b2c3")
+    stage("ana", [], "01_pruning", tmp_path / "submitted", tmp_path / "staging")
+    assert (tmp_path / "staging" / "ana" / "01_pruning" / SECRET_FILE).read_text() == "a1b2c3"
+
+
+def test_stage_never_follows_a_linked_submission_secret(tmp_path) -> None:
+    """A ``submission_secret.txt`` that is a symbolic link is not staged (nor its target read)."""
+    folder = tmp_path / "submitted" / "ana" / "01_pruning"
+    folder.mkdir(parents=True)
+    (folder / SECRET_FILE).symlink_to(REPO / "nbgrader_config.py")
+    stage("ana", [], "01_pruning", tmp_path / "submitted", tmp_path / "staging")
+    assert not (tmp_path / "staging" / "ana" / "01_pruning" / SECRET_FILE).exists()

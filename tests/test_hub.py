@@ -7,7 +7,7 @@ assignment in Formgrader; each student logs in, fetches it from the Assignment L
 (one fully, one partly), validates and submits it there; the instructor collects in Formgrader,
 grades with the course's grade command (sandboxed, as the instructor), grades the written answer
 in Formgrader, and generates and releases feedback there; each student fetches the feedback and
-opens it. The class runs once (about two minutes); each test checks one outcome of that run.
+opens it. The class runs once (75 s to 2 minutes here); each test checks one outcome of that run.
 """
 
 import csv
