@@ -40,7 +40,9 @@ STUDENT_REQUIREMENTS = (
     "nbgrader>=0.9.6,<0.10",  # the Validate button; the notebooks' metadata is nbgrader schema 3
 )
 PYTHON_RANGE = ">=3.11"
-CONFIG_FILE = "model-compression-lab-student.json"
+# Jupyter merges the files of a ``*.d`` folder in name order, later ones winning: this name sorts
+# after ``nbgrader.json``, which nbgrader installs into the same folder with every extension on.
+CONFIG_FILE = "zz-model-compression-lab-student.json"
 
 
 def course_version() -> str:
