@@ -132,7 +132,7 @@ Linux, macOS (Apple silicon) or Windows; nothing is downloaded while the noteboo
 Make a virtual environment in this folder and activate it (one line for your system):
 
 - Linux, macOS: `python3 -m venv .venv && source .venv/bin/activate`
-- Windows (PowerShell): `py -m venv .venv; .venv\\Scripts\\Activate.ps1`
+- Windows (PowerShell): `py -3.12 -m venv .venv; .venv\\Scripts\\Activate.ps1` (or `-3.11`, `-3.13`)
 
 Then the two commands:
 
@@ -141,9 +141,8 @@ pip install {wheel}
 jupyter lab notebooks
 ```
 
-On Linux, `pip` takes PyTorch's large CUDA build by default; for the CPU build (all the course
-needs, about 200 MB instead of several GB) install with
-`pip install --extra-index-url https://download.pytorch.org/whl/cpu {wheel}`.
+On Linux, `pip` takes PyTorch's multi-GB CUDA build by default; the CPU build is all the course
+needs: `pip install --extra-index-url https://download.pytorch.org/whl/cpu {wheel}`.
 Next time, activate the environment again and run `jupyter lab notebooks`.
 
 ## Working on a notebook
