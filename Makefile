@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup run lab test lint format release check-release bench lock teacher roster collect grade bench-grading bench-gradebooks clean
+.PHONY: help setup run lab test lint format release check-release bench lock teacher roster collect grade bench-grading bench-gradebooks bundle clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -72,6 +72,10 @@ bench-grading: $(INSTALLED) ## grading benchmark: the sandbox's cost, wall time 
 
 bench-gradebooks: $(INSTALLED) ## a class of 48 with sqlite (1/2 workers) and PostgreSQL (1/2/3), projections
 	$(PY) -m course_tools.bench_gradebooks
+
+ASSIGNMENTS ?=
+bundle: $(INSTALLED) ## the student bundle: build/model-compression-lab-student.zip (ASSIGNMENTS="01_pruning ..." to choose)
+	$(PY) -m course_tools.bundle $(if $(ASSIGNMENTS),--assignments $(ASSIGNMENTS))
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build
