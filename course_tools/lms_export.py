@@ -32,6 +32,7 @@ with a warning.
 
 import argparse
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--root", type=Path, default=REPO, help="course root (default: the repo)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     path = export(args.root, args.to, args.assignment, args.student, args.skip_unlinked)
     print(f"wrote {path}")
 
@@ -195,8 +197,6 @@ def export(
     skip_unlinked: bool = False,
 ) -> Path:
     """Run :class:`CanvasExportPlugin` with the course's config; the path written."""
-    import logging
-
     from nbgrader.api import Gradebook
     from nbgrader.coursedir import CourseDirectory
 
@@ -204,8 +204,10 @@ def export(
 
     config = course_config(root)
     coursedir = CourseDirectory(config=config)
-    plugin = CanvasExportPlugin(config=config)
-    plugin.log.setLevel(logging.INFO)
+    database = coursedir.db_url.removeprefix("sqlite:///")
+    if database != coursedir.db_url and not Path(database).exists():
+        raise SystemExit(f"no gradebook at {database}: release and grade first (make release).")
+    plugin = CanvasExportPlugin(config=config, log=logging.getLogger("lms_export"))
     plugin.to = str(to or Path(coursedir.root) / DEFAULT_OUTPUT)
     plugin.assignment = assignments or []
     plugin.student = students or []
