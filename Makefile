@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup run lab test lint format release check-release bench lock teacher roster collect grade bench-grading bench-gradebooks bundle clean
+.PHONY: help setup run lab test lint format release check-release bench lock teacher roster collect grade export bench-grading bench-gradebooks bundle clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -58,14 +58,19 @@ lock: ## regenerate requirements.lock from pyproject.toml in a fresh virtualenv
 ASSIGNMENT ?=
 FROM ?=
 GRADE_ARGS ?=
-collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder)
-	$(PY) -m course_tools.collect $(ASSIGNMENT) $(FROM)
+COLLECT_ARGS ?=
+collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder); COLLECT_ARGS=--key lms-id for Canvas user ids
+	$(PY) -m course_tools.collect $(ASSIGNMENT) $(FROM) $(COLLECT_ARGS)
 
 roster: $(INSTALLED) ## import the class roster into the gradebook: make roster FROM=roster.csv
 	$(PY) -m course_tools.roster $(FROM)
 
 grade: $(INSTALLED) ## autograde in the sandbox on all cores, feedback, build/grades/<assignment>.csv: make grade ASSIGNMENT=01_pruning
 	$(PY) -m course_tools.grade $(ASSIGNMENT) $(GRADE_ARGS)
+
+EXPORT_ARGS ?=
+export: $(INSTALLED) ## Canvas gradebook import CSV of every assignment: build/grades/canvas.csv
+	$(PY) -m course_tools.lms_export $(EXPORT_ARGS)
 
 bench-grading: $(INSTALLED) ## grading benchmark: the sandbox's cost, wall time per class (not a test)
 	$(PY) -m course_tools.bench_grading

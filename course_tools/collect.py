@@ -6,7 +6,10 @@
 - a flat folder (or ``.zip``) of files downloaded from an LMS, the student id in each file name:
   ``<student>_[LATE_][<numbers>_]<notebook>.ipynb`` by default (Canvas), or any ``--regexp``
   with the groups ``student_id`` and optionally ``file_id`` and ``timestamp``, as for
-  ``nbgrader zip_collect``.
+  ``nbgrader zip_collect``. With ``--key lms-id`` the student is the Canvas user id in the name
+  (``<name>_[LATE_]<user id>_<file id>_<notebook>.ipynb``, :mod:`course_tools.canvas`), turned
+  into the roster's student id when ``build/roster.csv`` exists; a user id the roster lacks is
+  reported, not collected.
 
 Like ``zip_collect`` it matches file names to the released notebooks, keeps the newest of
 duplicate files and writes ``timestamp.txt``; unlike it, it never stops on a duplicate, reports
@@ -30,10 +33,11 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from course_tools.canvas import LMS_ID_REGEXP, ROSTER, students_by_lms_id
 from course_tools.course import REPO, course_config
 from course_tools.grading.checks import COLLECT_NOTES
 from course_tools.grading.ids import safe_student_id
@@ -50,6 +54,7 @@ TIME_ZONE = re.compile(r"[+-]?\d{1,4}|[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+
 YEAR = re.compile(r"\d{4}")  # else dateutil fills the date from today: "-1" is a date
 MAX_ZIP_MEMBERS = 20_000
 MAX_ZIP_BYTES = 4 * 1024**3
+KEYS = ("name", "lms-id")  # what identifies the student in a flat download's file names
 
 SYMLINK = "symlink"
 SPECIAL_FILE = "special file"
@@ -344,6 +349,28 @@ def scan_flat(
     return incoming
 
 
+def by_roster(
+    incoming: list[Incoming], students: dict[str, str], report: CollectReport, source: Path
+) -> list[Incoming]:
+    """``incoming`` keyed by LMS user id, re-keyed to the roster's student ids (all kept without one)."""
+    if not students:
+        return incoming
+    kept = []
+    for item in incoming:
+        student = students.get(item.student)
+        unsafe = safe_student_id(student) if student else None
+        if student and not unsafe:
+            kept.append(replace(item, student=student))
+            continue
+        why = (
+            f"roster student id {student!r} of LMS user id {item.student} is unsafe: {unsafe}"
+            if student
+            else f"LMS user id {item.student} is not in the roster ({ROSTER})"
+        )
+        report.unmatched.append((str(item.path.relative_to(source)), why))
+    return kept
+
+
 def zip_member_refusal(info: zipfile.ZipInfo) -> str | None:
     """Why a zip member must not be extracted (a link, a special file, a path leaving the folder)."""
     name = info.filename.replace("\\", "/")
@@ -475,9 +502,22 @@ def place(
 
 
 def collect(
-    assignment: str, source: Path, root: Path = REPO, regexp: str = DEFAULT_REGEXP
+    assignment: str,
+    source: Path,
+    root: Path = REPO,
+    regexp: str | None = None,
+    key: str = "name",
 ) -> tuple[CollectReport, Path]:
-    """Import ``source`` (a folder in either layout, or a zip) for ``assignment``."""
+    """Import ``source`` (a folder in either layout, or a zip) for ``assignment``.
+
+    ``key``: ``"name"`` (the student id is the name part, :data:`DEFAULT_REGEXP`) or ``"lms-id"``
+    (the Canvas user id, :data:`~course_tools.canvas.LMS_ID_REGEXP`, mapped through the roster);
+    ``regexp`` replaces the pattern of either. Only flat downloads are keyed; nbgrader's layout
+    names its students already.
+    """
+    if key not in KEYS:
+        raise SystemExit(f"unknown key {key!r}: use one of {', '.join(KEYS)}.")
+    regexp = regexp or (LMS_ID_REGEXP if key == "lms-id" else DEFAULT_REGEXP)
     config = course_config(root)
     submitted = Path(config.CourseDirectory.root) / config.CourseDirectory.submitted_directory
     notebooks = released_notebooks(config)
@@ -508,6 +548,9 @@ def collect(
             incoming = scan_layout(source, assignment, expected, report)
         else:
             incoming = scan_flat(source, re.compile(regexp), expected, released, report)
+            if key == "lms-id":
+                roster = Path(config.CourseDirectory.root) / ROSTER
+                incoming = by_roster(incoming, students_by_lms_id(roster), report, source)
         by_student: dict[str, list[Incoming]] = {}
         for item in incoming:
             by_student.setdefault(item.student, []).append(item)
@@ -521,10 +564,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assignment")
     parser.add_argument("source", type=Path, help="folder (nbgrader layout or flat) or .zip")
-    parser.add_argument("--regexp", default=DEFAULT_REGEXP, help="file name pattern (flat folders)")
+    parser.add_argument(
+        "--key",
+        choices=KEYS,
+        default="name",
+        help="flat folders: the student is the name in the file name (default), or the Canvas "
+        "user id, mapped to the student id by build/roster.csv when it exists",
+    )
+    parser.add_argument("--regexp", help="file name pattern (flat folders; default: per --key)")
     parser.add_argument("--root", type=Path, default=REPO, help="course root (default: the repo)")
     args = parser.parse_args(argv)
-    report, target = collect(args.assignment, args.source, args.root, args.regexp)
+    report, target = collect(args.assignment, args.source, args.root, args.regexp, args.key)
     print(report.text(args.assignment, target))
 
 
