@@ -14,47 +14,24 @@ those are not matched.
 ``nbgrader zip_collect --collector=course_tools.canvas.CanvasCollectorPlugin``.
 """
 
-import csv
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import Unicode
 
+from course_tools.roster import ROSTER_COPY, RosterEntry
+from course_tools.roster import read_roster as read_roster_file
+
 # Canvas user id as ``student_id`` (nbgrader's group name), the file name after the file id as
 # ``file_id``. The name part is lazy so a name holding "_" still leaves both numbers.
 LMS_ID_REGEXP = r"^\w*?_(?:LATE_)?(?P<student_id>\d+)_\d+_(?P<file_id>.+)$"
-ROSTER = Path("build") / "roster.csv"
-ROSTER_COLUMNS = ("student_id", "lms_user_id", "name", "email", "section")
-
-
-@dataclass(frozen=True)
-class RosterEntry:
-    """One line of ``build/roster.csv``."""
-
-    student_id: str
-    lms_user_id: str
-    name: str = ""
-    email: str = ""
-    section: str = ""
+ROSTER = ROSTER_COPY  # the validated roster the roster import keeps
 
 
 def read_roster(path: Path) -> list[RosterEntry]:
-    """The roster at ``path`` (the roster import writes ``<course root>/build/roster.csv``); empty if none."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
-    missing = [c for c in ("student_id", "lms_user_id") if rows and c not in rows[0]]
-    if missing:
-        raise SystemExit(f"{path}: no column {', '.join(missing)} (expected {ROSTER_COLUMNS}).")
-    return [
-        RosterEntry(**{c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS})
-        for row in rows
-        if (row.get("student_id") or "").strip()
-    ]
+    """The roster kept at ``path`` by ``course_tools.roster``; empty if there is none."""
+    return read_roster_file(Path(path)) if Path(path).exists() else []
 
 
 def students_by_lms_id(path: Path) -> dict[str, str]:
