@@ -2,7 +2,7 @@
 
 from lab_utils.attention import MultiHeadSelfAttention
 from lab_utils.bench import count_parameters, measure_latency, serialized_size
-from lab_utils.data import digits_loaders, digits_splits, full_batch
+from lab_utils.data import digits_loaders, digits_splits, digits_transfer_pool, full_batch
 from lab_utils.digits_model import Block, DigitsTransformer
 from lab_utils.original_models import DistilledStudent, ToyTransformer
 from lab_utils.plots import use_course_style
@@ -19,6 +19,7 @@ __all__ = [
     "count_parameters",
     "digits_loaders",
     "digits_splits",
+    "digits_transfer_pool",
     "full_batch",
     "load_teacher",
     "measure_latency",

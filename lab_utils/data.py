@@ -34,6 +34,26 @@ def digits_splits() -> dict[str, TensorDataset]:
     }
 
 
+def digits_transfer_pool(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unlabelled images the teacher never trained on: ``[1257, 8, 8]`` and their source labels ``[1257]``.
+
+    Every image of the ``train`` split was used to train the teacher, and the digits set has no
+    image left over, so the pool is made: each training image moved half a pixel in one of the 8
+    directions (seeded by ``seed``), as the mean of the image and its copy shifted by one pixel
+    (zero-filled). The labels are those of the source images, for measuring only. The existing
+    splits are unchanged.
+    """
+    images, labels = digits_splits()["train"].tensors
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))  # [N, 10, 10], zero border
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    pick = torch.randint(len(steps), (len(images),), generator=torch.Generator().manual_seed(seed))
+    shifted = torch.empty_like(images)
+    for k, (dy, dx) in enumerate(steps):
+        chosen = pick == k
+        shifted[chosen] = padded[chosen, 1 + dy : 9 + dy, 1 + dx : 9 + dx]
+    return (images + shifted) / 2, labels.clone()
+
+
 def digits_loaders(batch_size: int = 64, seed: int = 0) -> dict[str, DataLoader]:
     """Loaders over :func:`digits_splits`; only ``train`` shuffles, with a generator seeded by ``seed``."""
     splits = digits_splits()
