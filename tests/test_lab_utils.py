@@ -107,6 +107,17 @@ def test_digits_splits_are_fixed_disjoint_and_complete():
         full_batch("dev")
 
 
+def test_digits_are_exactly_scikit_learns_load_digits():
+    from sklearn.datasets import load_digits
+
+    from lab_utils.data import _digits
+
+    bunch = load_digits()
+    images, labels = _digits()
+    assert torch.equal(images, torch.tensor(bunch.images, dtype=torch.float32) / 16.0)
+    assert torch.equal(labels, torch.tensor(bunch.target, dtype=torch.int64))
+
+
 def test_transfer_pool_is_new_images_made_from_the_train_split():
     images, labels = digits_transfer_pool(seed=0)
     train_images, train_labels = full_batch("train")
