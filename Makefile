@@ -41,7 +41,7 @@ release: $(INSTALLED) ## regenerate notebooks/ and the gradebook from solutions/
 check-release: $(INSTALLED) ## fail if notebooks/ is out of date with solutions/
 	$(PY) -m course_tools.release --check
 
-bench: $(INSTALLED) ## per notebook: headless run time (median of 3) and autograde time of one submission
+bench: $(INSTALLED) ## headless time per notebook and one student's autograde, as ratios to an import-torch notebook
 	$(PY) -m course_tools.bench_notebooks
 
 teacher: $(INSTALLED) ## retrain the teacher checkpoint (same bytes only on the CPU kind it was built on)

@@ -7,7 +7,7 @@ from lab_utils.bench import (
     peak_forward_memory,
     serialized_size,
 )
-from lab_utils.data import digits_loaders, digits_splits, full_batch
+from lab_utils.data import digits_loaders, digits_splits, digits_transfer_pool, full_batch
 from lab_utils.digits_model import Block, DigitsTransformer, Internals
 from lab_utils.original_models import DistilledStudent, ToyTransformer
 from lab_utils.plots import use_course_style
@@ -25,6 +25,7 @@ __all__ = [
     "count_parameters",
     "digits_loaders",
     "digits_splits",
+    "digits_transfer_pool",
     "full_batch",
     "load_teacher",
     "measure_latency",

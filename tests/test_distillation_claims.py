@@ -3,7 +3,9 @@ papermill run that ``test_pipeline.py`` makes anyway, and each test quotes the s
 Every other measured outcome in its prose, and everything about time, is asked as a question or
 printed from the measurement. Margins hold on any CPU: the trained students are compared by gaps
 several times their seed-to-seed spread, and every claim also held with the notebook's ``SEED``
-set to 1 and 2."""
+set to 1 and 2. Whether the soft targets beat the teacher's hard labels on the transfer pool is
+not claimed: the gap is of the size of the noise, so the notebook prints its verdict from the run
+and the prose asks."""
 
 import pytest
 
@@ -37,14 +39,25 @@ def test_student_has_many_times_fewer_parameters(distillation):
     assert distillation["student_bytes"] < distillation["teacher_bytes"] / 4
 
 
-def test_teacher_hard_labels_are_almost_all_correct(distillation):
-    # "its hard labels are (almost) all correct (the run measures how many)"
-    assert distillation["teacher_label_agreement"] > 0.95
+def test_teacher_is_nearly_one_hot_on_its_own_training_images(distillation):
+    # "the teacher's own training images as the pool, where its soft targets are nearly one-hot"
+    assert distillation["teacher_top_prob_train_T1"] > 0.97
 
 
-def test_soft_targets_are_almost_one_hot_at_temperature_one(distillation):
-    # "at T = 1 the soft targets are almost one-hot for a confident teacher"
-    assert distillation["teacher_top_prob_T1"] > 0.9
+def test_teacher_is_less_sure_of_the_pool_than_of_its_training_images(distillation):
+    # "On this pool the teacher is less sure than on its own training images"
+    gap = distillation["teacher_top_prob_train_T1"] - distillation["teacher_top_prob_T1"]
+    assert gap > 0.03, f"the teacher's top-class probability fell only {gap:.1%} on the pool"
+
+
+def test_teacher_top1_label_is_often_wrong_on_the_pool(distillation):
+    # "On the pool they are often wrong"; "its top-1 label is often wrong"
+    assert distillation["teacher_label_agreement"] < 0.9
+
+
+def test_soft_targets_are_close_to_one_hot_at_temperature_one(distillation):
+    # "at T = 1 the soft targets of a confident teacher are close to one-hot"
+    assert distillation["teacher_top_prob_T1"] > 0.85
 
 
 def test_higher_temperature_exposes_the_runner_up_classes(distillation):

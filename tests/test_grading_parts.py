@@ -151,6 +151,7 @@ def test_symlinked_student_folders_are_listed_not_followed(tmp_path):
         "setattr(torch, 'allclose', len)",
         "import sys\nout = sys.stdout\nsession = getattr(out, 'sess' + 'ion')",
         "from tracemalloc import linecache as cache",
+        "import sys\nsys.modules['torch'].allclose = len",
         "import sys\nloaded = sys.modules",
     ],
 )
@@ -166,6 +167,7 @@ def test_answers_that_reach_for_grader_internals_are_flagged(source):
         "def f(x):\n    max = x.max()\n    return max",
         "import warnings\nwarnings.warn('careful')\nprint('debug')",
         "def f(model):\n    return [m for m in model.modules() if m is not model]",
+        "def f(model):\n    return [m for m in model.modules() if isinstance(m, nn.Linear)]",
     ],
 )
 def test_ordinary_answers_are_not_flagged(source):

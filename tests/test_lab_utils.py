@@ -16,6 +16,7 @@ from lab_utils import (
     count_parameters,
     digits_loaders,
     digits_splits,
+    digits_transfer_pool,
     full_batch,
     load_teacher,
     measure_latency,
@@ -105,6 +106,28 @@ def test_digits_splits_are_fixed_disjoint_and_complete():
     assert set(labels.tolist()) == set(range(10))
     with pytest.raises(ValueError, match="Unknown split"):
         full_batch("dev")
+
+
+def test_digits_are_exactly_scikit_learns_load_digits():
+    from sklearn.datasets import load_digits
+
+    from lab_utils.data import _digits
+
+    bunch = load_digits()
+    images, labels = _digits()
+    assert torch.equal(images, torch.tensor(bunch.images, dtype=torch.float32) / 16.0)
+    assert torch.equal(labels, torch.tensor(bunch.target, dtype=torch.int64))
+
+
+def test_transfer_pool_is_new_images_made_from_the_train_split():
+    images, labels = digits_transfer_pool(seed=0)
+    train_images, train_labels = full_batch("train")
+    assert images.shape == train_images.shape and torch.equal(labels, train_labels)
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    # no pool image equals any training image: the teacher never saw one of them
+    assert torch.cdist(images.flatten(1), train_images.flatten(1)).min() > 0
+    assert torch.equal(images, digits_transfer_pool(seed=0)[0])
+    assert not torch.equal(images, digits_transfer_pool(seed=1)[0])
 
 
 def test_loaders_shuffle_train_reproducibly():

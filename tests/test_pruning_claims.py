@@ -110,3 +110,17 @@ def test_fine_tuning_wins_back_more_after_pruning_more(pruning):
     gain75 = pruning["finetuned75_acc"] - pruning["pruned75_acc"]
     gain50 = pruning["finetuned50_acc"] - pruning["pruned50_acc"]
     assert gain75 > gain50 + 0.05, f"fine-tuning gained {gain75:.1%} at 75%, {gain50:.1%} at 50%"
+
+
+def test_magnitude_pruned_teacher_keeps_every_parameter_and_byte(pruning):
+    # "The magnitude-pruned teacher keeps every parameter and every byte (measured: its parameter
+    # count and serialized size are those of the teacher)"
+    assert pruning["magnitude50_params_ratio"] == 1.0
+    assert pruning["magnitude50_bytes_ratio"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_half_the_heads_are_half_the_weights_of_the_big_layer(pruning):
+    # "with half of its weights zeroed by `magnitude_prune`, and with half of its heads removed by
+    # `prune_heads` (which also removes half of its weights)"
+    assert pruning["big_sparse_zero_fraction"] == pytest.approx(0.5, abs=1e-6)
+    assert pruning["big_half_weight_ratio"] == pytest.approx(0.5)

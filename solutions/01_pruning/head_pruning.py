@@ -20,7 +20,9 @@
 # 2. how to score heads by the gradient of the loss with respect to a per-head gate
 #    (Michel, Levy and Neubig, 2019, *Are Sixteen Heads Really Better than One?*);
 # 3. how to remove heads physically, and how to measure what that buys: parameters, bytes,
-#    latency and accuracy, before and after a short fine-tuning pass.
+#    latency and accuracy, before and after a short fine-tuning pass;
+# 4. how unstructured (fine-grained) magnitude pruning compares: many more weights can go, but
+#    zeros left in a dense matrix are still stored and multiplied.
 #
 # **How to start.** Run `make lab` in the repository root: it creates `.venv`, installs the course
 # helpers (`lab_utils`) and opens JupyterLab. Open this notebook there and choose the kernel
@@ -28,7 +30,7 @@
 # last cell prints the measured results, among them `run_seconds`: how many seconds the whole
 # notebook took on your machine.
 #
-# **Exercises.** Four functions to write, each in a cell marked `# YOUR CODE HERE`. Run the test
+# **Exercises.** Five functions to write, each in a cell marked `# YOUR CODE HERE`. Run the test
 # cell directly below each one: it prints what it compared, and an `AssertionError` message tells
 # you what to fix. The graders run more (hidden) tests of the same behaviour, so read each
 # docstring carefully: they test only what the docstring states. One written question is graded
@@ -40,8 +42,9 @@
 # | 2 | `head_importance(model, inputs, labels)` | 3 |
 # | 3 | `prune_heads(attn, heads)` | 4 |
 # | 4 | `prune_model(model, importance, num_heads_to_prune)` | 3 |
+# | 5 | `magnitude_prune(model, sparsity)` | 4 |
 # | written | why masking does not make a model faster | 2 |
-# | | **total** | **15** |
+# | | **total** | **19** |
 
 # %%
 import copy
@@ -50,12 +53,10 @@ import os
 import time
 from collections.abc import Callable
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown, display
-from matplotlib.patches import Patch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -83,6 +84,9 @@ except ImportError as err:
 
 # True while nbgrader grades the notebook: the demos (figures, timings, training) are skipped then.
 GRADING = "NBGRADER_EXECUTION" in os.environ
+if not GRADING:  # only the demos draw, and importing pyplot costs a third of torch's import
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 torch.set_num_threads(1)  # one thread: float sums in a fixed order, and fair timings
 set_seed(0)
 use_course_style()
@@ -95,7 +99,8 @@ SEED = 0  # seeds every random choice below
 IMPORTANCE_BATCH = 8  # validation images per gradient when scoring heads
 RANDOM_ORDERS = 5  # random pruning orders in the sensitivity figure
 LATENCY_BATCH = 64  # images per forward pass when timing the digits models
-LATENCY_REPEATS = 5  # timing rounds; the fastest round is reported
+LATENCY_REPEATS = 3  # timing rounds; the fastest round is reported
+SPARSITIES = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]  # magnitude-pruning curve of Part 6
 FINETUNE_EPOCHS = 3
 FINETUNE_LR = 1e-3
 
@@ -1113,8 +1118,8 @@ if not GRADING:
 #
 # ## Part 4. When does removing heads pay off?
 #
-# Does the arithmetic take over at a realistic size? Take one attention layer at the original script's size:
-# width $E = 256$, $n = 8$ heads of $d = 32$, a batch of $B = 32$ sequences of $T = 128$ tokens.
+# Does the arithmetic take over at a realistic size? Take one attention layer of the original script's
+# width, $E = 256$ with $n = 8$ heads of $d = 32$, on a batch of $B = 16$ sequences of $T = 128$ tokens.
 # Its multiply-adds are
 #
 # $$
@@ -1141,12 +1146,12 @@ def attention_macs(batch: int, tokens: int, embed: int, heads: int, head_dim: in
 if not GRADING:
     set_seed(SEED)
     big = MultiHeadSelfAttention(embed_dim=256, num_heads=8)
-    x_big = torch.randn(32, 128, 256)
+    x_big = torch.randn(16, 128, 256)
     big_half = prune_heads(big, [4, 5, 6, 7])
     half_gates = torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0])
     with torch.no_grad():
         big_diff = (big_half(x_big) - big(x_big, head_mask=half_gates)).abs().max().item()
-    print(f"max |pruned - masked| on [32, 128, 256]: {big_diff:.1e}")
+    print(f"max |pruned - masked| on [16, 128, 256]: {big_diff:.1e}")
     big_latency = best_latencies(
         {
             "8 heads": (big, (x_big,)),
@@ -1155,10 +1160,10 @@ if not GRADING:
         },
         LATENCY_REPEATS,
     )
-    mac_ratio = attention_macs(32, 128, 256, 8, 32) / attention_macs(32, 128, 256, 4, 32)
+    mac_ratio = attention_macs(16, 128, 256, 8, 32) / attention_macs(16, 128, 256, 4, 32)
     display(
         markdown_table(
-            ["attention layer, input [32, 128, 256]", "latency ms", "speed-up vs 8 heads"],
+            ["attention layer, input [16, 128, 256]", "latency ms", "speed-up vs 8 heads"],
             [
                 [name, f"{t * 1e3:.2f}", f"{big_latency['8 heads'] / t:.2f}x"]
                 for name, t in big_latency.items()
@@ -1198,7 +1203,7 @@ if not GRADING:
 # the Q/K/V projections lose rows and the output projection loses columns, so there are fewer
 # parameters and fewer multiply-adds.
 #
-# In the 256-wide layer with 32x128 tokens almost all the work is large matrix products whose
+# In the 256-wide layer with 16x128 tokens almost all the work is large matrix products whose
 # cost is proportional to the number of heads (projections and attention), so half the heads is
 # about half the work: on a quiet machine the measured speed-up should come near 2x. The digits
 # model is tiny (width 64, 17 tokens, batch 64): each product takes microseconds, so per-operation
@@ -1260,6 +1265,306 @@ if not GRADING:
 # the rest, repeat), or learn the gates during training with a sparsity penalty instead of scoring
 # them once, as Voita et al. (2019, *Analyzing Multi-Head Self-Attention: Specialized Heads Do the
 # Heavy Lifting, the Rest Can Be Pruned*) do with an $L_0$ penalty.
+
+# %% [markdown]
+# ## Part 6. Unstructured pruning: many zeros, no speed
+#
+# Removing heads is *structured* pruning: whole rows and columns go, so the matrices shrink.
+# *Unstructured* (fine-grained) pruning removes individual weights instead, wherever they are. The
+# simplest rule, magnitude pruning (Han et al., 2015, *Learning both Weights and Connections for
+# Efficient Neural Networks*), zeroes the weights of smallest absolute value, on the idea that a
+# small weight contributes little to its neuron's sum. Ranking all layers together (*global*
+# pruning) lets a layer with many small weights lose more of them.
+#
+# **The maths.** Collect the weights of every `nn.Linear` of the model, $N$ of them, and sort them
+# by $|w|$. For a target sparsity $s \in [0, 1)$, zero the $k = \mathrm{round}(s N)$ smallest:
+#
+# $$
+# w \leftarrow w \cdot \mathbb 1\left[\,|w| \text{ is not among the } k \text{ smallest}\,\right],
+# \qquad \text{achieved sparsity} = \frac{\#\{w = 0\}}{N} .
+# $$
+#
+# The achieved sparsity can exceed $s$ when some weights were zero already.
+#
+# ### Exercise 5 (4 points): global magnitude pruning
+#
+# Write `magnitude_prune`. It works in place, on the weight matrices of the `nn.Linear` modules
+# only: biases, layer norms, embeddings and every other parameter keep their values.
+
+
+# %% nbgrader={"grade": false, "grade_id": "magnitude_prune_answer", "locked": false, "schema_version": 3, "solution": true}
+def magnitude_prune(model: nn.Module, sparsity: float) -> float:
+    """Zero, in place, the globally smallest-magnitude weights of every ``nn.Linear`` in ``model``.
+
+    Inputs:
+        model: any ``nn.Module``. Its ``nn.Linear`` modules (``model.modules()``, nested ones
+            included) each have a ``weight [out_features, in_features]``; together they hold
+            ``N`` weights, ranked all together by absolute value (global, not per layer).
+        sparsity: the fraction of those ``N`` weights to zero, a float in ``[0, 1)``.
+    Returns:
+        The achieved sparsity, a Python ``float``: the fraction of the ``N`` Linear weights that
+        are exactly 0 after pruning. Exactly ``round(sparsity * N)`` weights of smallest ``|w|``
+        are set to 0 (among equal ``|w|``, any of them); all other values are unchanged, so
+        weights that were 0 before count too. Only the ``weight`` tensors of ``nn.Linear``
+        modules change, in place: the same ``Parameter`` objects, still trainable; biases and
+        every other parameter keep their values.
+    Raises:
+        ValueError: if ``sparsity`` is not in ``[0, 1)``, or if ``model`` has no ``nn.Linear``.
+    """
+    ### BEGIN SOLUTION
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}.")
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    if not weights:
+        raise ValueError("The model has no nn.Linear module to prune.")
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])  # [N]
+    k = round(sparsity * len(magnitudes))
+    mask = torch.ones_like(magnitudes)
+    mask[magnitudes.argsort(stable=True)[:k]] = 0
+    with torch.no_grad():
+        for w, keep in zip(weights, mask.split([w.numel() for w in weights]), strict=True):
+            w.mul_(keep.view_as(w))
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / len(magnitudes)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "magnitude_prune_tests", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))  # 200 + 100 = 300 weights
+net_before = copy.deepcopy(net)
+achieved = magnitude_prune(net, 0.5)
+print(f"returned {achieved!r} for sparsity 0.5")
+assert isinstance(achieved, float), f"Return a Python float, not {type(achieved).__name__}."
+old = torch.cat([net_before[0].weight.flatten(), net_before[2].weight.flatten()])  # [300]
+new = torch.cat([net[0].weight.flatten(), net[2].weight.flatten()]).detach()
+zeroed = new == 0
+print(f"weights set to 0: {int(zeroed.sum())} of 300 (expected 150)")
+assert int(zeroed.sum()) == 150, "Sparsity 0.5 of 300 Linear weights zeroes exactly 150 of them."
+assert abs(achieved - 0.5) < 1e-9, (
+    f"The achieved sparsity is 150 / 300 = 0.5, you returned {achieved}."
+)
+assert old.abs()[zeroed].max() <= old.abs()[~zeroed].min(), (
+    "Zero the weights of smallest ABSOLUTE value, ranked over both layers together."
+)
+assert torch.equal(new[~zeroed], old[~zeroed]), "The weights you keep must keep their values."
+assert torch.equal(net[0].bias, net_before[0].bias) and torch.equal(
+    net[2].bias, net_before[2].bias
+), "Biases are not pruned: leave them unchanged."
+### BEGIN HIDDEN TESTS
+torch.manual_seed(1)
+two = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8))  # 64 + 64 weights
+with torch.no_grad():
+    two[0].weight.mul_(10.0)  # layer 0's weights are large: global pruning takes layer 1's first
+two_before = copy.deepcopy(two)
+params_before = [id(p) for p in two.parameters()]
+magnitude_prune(two, 0.25)  # 32 of 128 weights
+zeros_per_layer = [int((two[i].weight == 0).sum()) for i in range(2)]
+all_old = torch.cat([two_before[0].weight.flatten(), two_before[1].weight.flatten()])
+expected_zero = torch.zeros(128, dtype=torch.bool)
+expected_zero[all_old.abs().argsort()[:32]] = True
+expected_per_layer = [int(expected_zero[:64].sum()), int(expected_zero[64:].sum())]
+assert zeros_per_layer == expected_per_layer, (
+    f"Zeros per layer {zeros_per_layer}, expected {expected_per_layer}: rank the weights of ALL "
+    "Linear layers together (global pruning), not each layer to the same sparsity."
+)
+assert [id(p) for p in two.parameters()] == params_before, (
+    "Prune in place: keep the same Parameter objects (write into them under torch.no_grad())."
+)
+assert all(p.requires_grad for p in two.parameters()), "The weights must stay trainable."
+torch.manual_seed(2)
+signed = nn.Linear(10, 10)
+with torch.no_grad():
+    signed.weight.copy_(torch.randn(10, 10) * 3)
+signed_before = signed.weight.detach().clone()
+magnitude_prune(signed, 0.3)
+kept = signed.weight != 0
+assert signed_before.abs()[~kept].max() <= signed_before.abs()[kept].min(), (
+    "Rank by |w|: a large negative weight is important and must be kept."
+)
+torch.manual_seed(3)
+small = DigitsTransformer(width=16, num_heads=2, num_layers=1, ffn_width=32)
+others = {
+    name: p.detach().clone()
+    for name, p in small.named_parameters()
+    if not any(
+        name == f"{m}.weight" for m, mod in small.named_modules() if isinstance(mod, nn.Linear)
+    )
+}
+linear_count = sum(m.weight.numel() for m in small.modules() if isinstance(m, nn.Linear))
+got = magnitude_prune(small, 0.6)
+state = dict(small.named_parameters())
+assert all(torch.equal(state[name], value) for name, value in others.items()), (
+    "Only the weight matrices of nn.Linear modules are pruned: layer norms, biases, the class "
+    "token and the position embedding keep their values."
+)
+zeros = sum(int((m.weight == 0).sum()) for m in small.modules() if isinstance(m, nn.Linear))
+assert zeros == round(0.6 * linear_count), (
+    f"Expected {round(0.6 * linear_count)} zeroed Linear weights (nested modules included), got {zeros}."
+)
+again = magnitude_prune(small, 0.3)  # 60% are zero already: the smallest 30% are among them
+assert abs(again - zeros / linear_count) < 1e-9, (
+    f"Return the ACHIEVED sparsity (zeros after pruning / Linear weights), {zeros / linear_count:.4f} "
+    f"here because the model was already 60% sparse, not the requested 0.3 (got {again})."
+)
+tied = nn.Linear(4, 4, bias=False)
+with torch.no_grad():
+    tied.weight.copy_(torch.tensor([1.0, -1.0, 2.0, -2.0]).repeat(4, 1))  # 8 weights of |w| = 1
+assert magnitude_prune(tied, 0.25) == 0.25 and int((tied.weight == 0).sum()) == 4, (
+    "With ties in |w|, zero exactly round(sparsity * N) weights (here 4 of the 8 with |w| = 1), "
+    "not every weight at the threshold."
+)
+untouched = nn.Linear(6, 6)
+untouched_before = copy.deepcopy(untouched.state_dict())
+assert magnitude_prune(untouched, 0.0) == 0.0, "Sparsity 0 zeroes nothing: achieved 0.0."
+assert all(torch.equal(v, untouched_before[k]) for k, v in untouched.state_dict().items()), (
+    "Sparsity 0 must leave the weights unchanged."
+)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "magnitude_prune_errors_tests", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+for bad in (1.0, -0.1):
+    expect_value_error(lambda bad=bad: magnitude_prune(nn.Linear(4, 4), bad), f"sparsity={bad}")
+### BEGIN HIDDEN TESTS
+expect_value_error(lambda: magnitude_prune(nn.Linear(4, 4), 1.5), "sparsity=1.5")
+expect_value_error(lambda: magnitude_prune(nn.LayerNorm(4), 0.5), "a model without nn.Linear")
+try:
+    nearly = magnitude_prune(nn.Linear(10, 10), 0.99)
+except ValueError as exc:
+    raise AssertionError("Sparsity 0.99 is inside [0, 1): do not raise for it.") from exc
+assert abs(nearly - 0.99) < 1e-9, "Sparsity 0.99 of 100 weights zeroes 99 of them."
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Accuracy: zeroed weights against removed heads
+#
+# Both kinds of pruning, on one axis: test accuracy of the teacher against the fraction of its
+# `nn.Linear` weights that are gone. For heads, that is the removal order of the averaged
+# importance scores from Part 2 (each head owns $4 d E$ weights: its rows of Q, K and V and its
+# columns of the output projection); for magnitude pruning, the achieved sparsity at each of
+# `SPARSITIES`. Neither model is fine-tuned.
+
+
+# %%
+def linear_weight_count(model: nn.Module) -> int:
+    """Number of weights in the ``weight`` matrices of the ``nn.Linear`` modules of ``model``."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+
+
+if not GRADING:
+    magnitude_curve = []
+    for target in SPARSITIES:
+        sparse_teacher = copy.deepcopy(teacher)
+        achieved = magnitude_prune(sparse_teacher, target)
+        magnitude_curve.append((achieved, accuracy(sparse_teacher, (x_test, y_test))))
+    head_weights = 4 * teacher.blocks[0].attn.head_dim * teacher.blocks[0].attn.embed_dim
+    head_fraction = counts * head_weights / linear_weight_count(teacher)
+    head_curve = np.array(curves["importance, least first"])
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.plot(
+        head_fraction * 100,
+        head_curve * 100,
+        color="C0",
+        marker="o",
+        markersize=4,
+        label="heads removed (least important first)",
+    )
+    sparsity_axis, magnitude_acc = (np.array(v) for v in zip(*magnitude_curve, strict=True))
+    ax.plot(
+        sparsity_axis * 100,
+        magnitude_acc * 100,
+        color="C2",
+        marker="s",
+        markersize=4,
+        label="weights zeroed by magnitude (global)",
+    )
+    ax.set_xlabel("Linear weights removed or zeroed (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Structured against unstructured pruning, no fine-tuning")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower left")
+    plt.show()
+    for achieved, acc in magnitude_curve:
+        print(f"magnitude pruning, {achieved:.0%} of Linear weights zero: test accuracy {acc:.1%}")
+    print(
+        f"half the heads removed ({head_fraction[half]:.0%} of Linear weights): "
+        f"test accuracy {head_curve[half]:.1%}"
+    )
+    sparse50 = copy.deepcopy(teacher)
+    magnitude_prune(sparse50, 0.5)
+    summary["magnitude50_params_ratio"] = count_parameters(sparse50) / count_parameters(teacher)
+    summary["magnitude50_bytes_ratio"] = serialized_size(sparse50) / serialized_size(teacher)
+    summary["magnitude50_acc"] = magnitude_curve[SPARSITIES.index(0.5)][1]
+    summary["heads_half_weight_fraction"] = float(head_fraction[half])
+    summary["heads_half_acc"] = float(head_curve[half])
+
+# %% [markdown]
+# At the same fraction of weights gone, which curve stays higher, and up to which sparsity does
+# magnitude pruning keep the teacher's accuracy? Removing a head removes large and small weights
+# alike, while magnitude pruning picks the small ones wherever they are: is that enough to explain
+# the difference?
+#
+# ### Speed: zeros in a dense matrix
+#
+# The magnitude-pruned teacher keeps every parameter and every byte (measured: its parameter
+# count and serialized size are those of the teacher), because a zero in a dense tensor is stored
+# like any other float. Does it also run as fast? The next cell takes the 256-wide attention layer
+# of Part 4 (on 8 of its 16 sequences, to keep the cell short) and times it dense, with half of its
+# weights zeroed by `magnitude_prune`, and with half of its heads removed by `prune_heads` (which
+# also removes half of its weights).
+
+# %%
+if not GRADING:
+    big_sparse = copy.deepcopy(big)
+    big_sparsity = magnitude_prune(big_sparse, 0.5)
+    sparse_latency = best_latencies(
+        {
+            "8 heads, dense": (big, (x_big[:8],)),
+            f"8 heads, {big_sparsity:.0%} of weights zero": (big_sparse, (x_big[:8],)),
+            "4 heads (pruned)": (big_half, (x_big[:8],)),
+        },
+        LATENCY_REPEATS,
+    )
+    display(
+        markdown_table(
+            [
+                "attention layer, input [8, 128, 256]",
+                "Linear weights",
+                "of them zero",
+                "latency ms",
+                "speed-up vs dense",
+            ],
+            [
+                [
+                    name,
+                    f"{linear_weight_count(model):,}",
+                    f"{sum(int((m.weight == 0).sum()) for m in model.modules() if isinstance(m, nn.Linear)):,}",
+                    f"{t * 1e3:.2f}",
+                    f"{sparse_latency['8 heads, dense'] / t:.2f}x",
+                ]
+                for (name, t), model in zip(
+                    sparse_latency.items(), (big, big_sparse, big_half), strict=True
+                )
+            ],
+        )
+    )
+    summary["big_sparse_zero_fraction"] = big_sparsity
+    summary["big_half_weight_ratio"] = linear_weight_count(big_half) / linear_weight_count(big)
+    summary["attn_layer_speedup_magnitude50"] = (
+        sparse_latency["8 heads, dense"]
+        / sparse_latency[f"8 heads, {big_sparsity:.0%} of weights zero"]
+    )
+    summary["attn_layer_speedup_pruned_vs_dense"] = (
+        sparse_latency["8 heads, dense"] / sparse_latency["4 heads (pruned)"]
+    )
+
+# %% [markdown]
+# Compare the two speed-ups, each against the change you see when you run the cell again. A dense
+# matrix product multiplies every stored number, zero or not; what would it take to turn zeros
+# into speed? Think about storing only the non-zero weights with their positions (a sparse
+# format), about the work of reading those positions, and about hardware that skips zeros only in
+# fixed patterns, such as 2 of every 4 weights (NVIDIA's 2:4 sparsity). Removing heads, by
+# contrast, leaves smaller dense matrices: what did they buy in your table?
 
 # %% tags=["summary"]
 summary["run_seconds"] = round(time.perf_counter() - STARTED, 1)

@@ -740,4 +740,173 @@ PRUNE_MODEL = [
     ),
 ]
 
-MISTAKES = STRUCTURED_PRUNING + HEAD_IMPORTANCE + PRUNE_HEADS + PRUNE_MODEL
+# ---------------------------------------------------------------- Exercise 5: magnitude_prune
+MP_SIGNATURE = "def magnitude_prune(model, sparsity):\n"
+MP_CHECK = """\
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError("sparsity must be in [0, 1)")
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    if not weights:
+        raise ValueError("no nn.Linear")
+"""
+MP_ACHIEVED = """\
+    return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+"""
+MP_GLOBAL = """\
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    mask = torch.ones_like(magnitudes)
+    mask[magnitudes.argsort()[: round(sparsity * len(magnitudes))]] = 0
+    with torch.no_grad():
+        for w, keep in zip(weights, mask.split([w.numel() for w in weights])):
+            w.mul_(keep.view_as(w))
+"""
+
+
+def _magnitude_prune(body: str, check: str = MP_CHECK, tail: str = MP_ACHIEVED) -> str:
+    """An answer cell for ``magnitude_prune``: checks, then ``body``, then the return line."""
+    return MP_SIGNATURE + check + body + tail
+
+
+MAGNITUDE_PRUNE = [
+    Mistake(
+        name="mp_blank_stub",
+        answer_id="magnitude_prune_answer",
+        source=MP_SIGNATURE + "    raise NotImplementedError()\n",
+        fails=("magnitude_prune_tests", "magnitude_prune_errors_tests"),
+    ),
+    Mistake(
+        name="mp_per_layer_sparsity",  # each layer pruned to the same sparsity: not global
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            """\
+    with torch.no_grad():
+        for w in weights:
+            k = round(sparsity * w.numel())
+            w.view(-1)[w.detach().abs().flatten().argsort()[:k]] = 0
+"""
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_signed_value_not_magnitude",  # zeroes the most negative weights
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL.replace("w.detach().abs().flatten()", "w.detach().flatten()")
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_keeps_smallest_prunes_largest",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(MP_GLOBAL.replace("argsort()", "argsort(descending=True)")),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_also_prunes_biases",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL,
+            check=MP_CHECK.replace(
+                "weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]",
+                "weights = [p for m in model.modules() if isinstance(m, nn.Linear) "
+                "for p in m.parameters()]",
+            ),
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_every_parameter_named_weight",  # layer norms too
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL,
+            check=MP_CHECK.replace(
+                "weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]",
+                "weights = [p for n, p in model.named_parameters() if n.endswith('weight')]",
+            ),
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_top_level_children_only",  # misses the Linear layers nested in blocks
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL,
+            check=MP_CHECK.replace("model.modules()", "model.children()"),
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_returns_requested_sparsity",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(MP_GLOBAL, tail="    return float(sparsity)\n"),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_returns_a_tensor",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL,
+            tail="    return torch.cat([(w == 0).flatten() for w in weights]).float().mean()\n",
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_threshold_zeroes_every_tie",  # |w| <= k-th smallest: more than k zeros on ties
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            """\
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    k = round(sparsity * len(magnitudes))
+    if k > 0:
+        threshold = magnitudes.kthvalue(k).values
+        with torch.no_grad():
+            for w in weights:
+                w[w.abs() <= threshold] = 0
+"""
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_replaces_the_parameters",  # new Parameter objects: an optimiser holding the old ones is lost
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            """\
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    mask = torch.ones_like(magnitudes)
+    mask[magnitudes.argsort()[: round(sparsity * len(magnitudes))]] = 0
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    for m, keep in zip(linears, mask.split([w.numel() for w in weights])):
+        m.weight = nn.Parameter(m.weight.detach() * keep.view_as(m.weight))
+    weights = [m.weight for m in linears]
+"""
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+    Mistake(
+        name="mp_missing_value_error",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL,
+            check="    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]\n",
+        ),
+        fails=("magnitude_prune_errors_tests",),
+    ),
+    Mistake(
+        name="mp_accepts_sparsity_one",
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL, check=MP_CHECK.replace("sparsity < 1.0", "sparsity <= 1.0")
+        ),
+        fails=("magnitude_prune_errors_tests",),
+    ),
+    Mistake(
+        name="mp_refuses_sparsity_zero_and_below_one_bound",  # 0 < sparsity < 1: sparsity 0 is valid
+        answer_id="magnitude_prune_answer",
+        source=_magnitude_prune(
+            MP_GLOBAL, check=MP_CHECK.replace("0.0 <= sparsity", "0.0 < sparsity")
+        ),
+        fails=("magnitude_prune_tests",),
+    ),
+]
+
+MISTAKES = STRUCTURED_PRUNING + HEAD_IMPORTANCE + PRUNE_HEADS + PRUNE_MODEL + MAGNITUDE_PRUNE
