@@ -48,7 +48,7 @@ class RosterError(ValueError):
 
 
 def read_roster(path: Path) -> list[RosterEntry]:
-    """The students of a roster CSV, validated (unique safe ids, required columns filled)."""
+    """The students of a roster CSV, validated (unique safe student ids, unique LMS user ids, required columns filled)."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -61,7 +61,7 @@ def read_roster(path: Path) -> list[RosterEntry]:
             (line, {k.strip(): (v or "").strip() for k, v in row.items() if k})
             for line, row in enumerate(reader, 2)
         ]
-    problems, entries, seen = [], [], {}
+    problems, entries, seen, lms_ids = [], [], {}, {}
     for line, row in rows:
         if not any(row.values()):
             continue
@@ -80,8 +80,14 @@ def read_roster(path: Path) -> list[RosterEntry]:
             problems.append(
                 f"line {line}: student id {entry.student_id!r} already on line {seen[entry.student_id]}"
             )
+        elif entry.lms_user_id in lms_ids:  # collect and the LMS export look students up by it
+            problems.append(
+                f"line {line}: lms_user_id {entry.lms_user_id!r} already on line "
+                f"{lms_ids[entry.lms_user_id]}"
+            )
         else:
             seen[entry.student_id] = line
+            lms_ids[entry.lms_user_id] = line
             entries.append(entry)
     if problems:
         raise RosterError(f"{path}: " + "; ".join(problems) + " (nothing imported)")
@@ -94,6 +100,8 @@ def import_roster(path: Path, root: Path = REPO) -> list[RosterEntry]:
 
     entries = read_roster(path)
     directory = course_config(root).CourseDirectory
+    if directory.db_url.startswith("sqlite:///"):  # a roster may come before the first release
+        Path(directory.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     with Gradebook(directory.db_url, directory.course_id) as gb:
         for entry in entries:
             first, last = entry.first_and_last
@@ -113,6 +121,19 @@ def import_roster(path: Path, root: Path = REPO) -> list[RosterEntry]:
     return entries
 
 
+def not_on_roster(entries: list[RosterEntry], root: Path = REPO) -> list[str]:
+    """Gradebook students the roster does not list (dropped, or created by a submission).
+
+    They keep a row in every sheet; ``nbgrader db student remove <id>`` removes one that left.
+    """
+    from nbgrader.api import Gradebook
+
+    listed = {e.student_id for e in entries}
+    directory = course_config(root).CourseDirectory
+    with Gradebook(directory.db_url, directory.course_id) as gb:
+        return sorted(s.id for s in gb.students if s.id not in listed)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -129,6 +150,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"imported {len(entries)} student(s) into the gradebook; sections: {', '.join(sections) or '-'}"
     )
+    if others := not_on_roster(entries, args.root):
+        print(
+            f"{len(others)} gradebook student(s) not on this roster keep a row in every sheet: "
+            f"{', '.join(others[:10])}{' ...' if len(others) > 10 else ''} "
+            "(remove one who left with `nbgrader db student remove <id>`)"
+        )
 
 
 if __name__ == "__main__":

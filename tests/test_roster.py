@@ -12,7 +12,13 @@ from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import grade
 from course_tools.grading.sandbox import unavailable
 from course_tools.grading.sheet import read_sheet
-from course_tools.roster import RosterEntry, RosterError, import_roster, read_roster
+from course_tools.roster import (
+    RosterEntry,
+    RosterError,
+    import_roster,
+    not_on_roster,
+    read_roster,
+)
 from course_tools.sample_class import build_course, filled, solution_answers
 from tests.class_fixture import CELL_TIMEOUT, MEMORY_MB, NOTEBOOK_TIMEOUT
 
@@ -53,6 +59,10 @@ def test_roster_student_id_column_overrides_the_lms_id(tmp_path):
             "lms_user_id,name\n1001,Ada\n1001,Ada again\n",
             "line 3: student id '1001' already on line 2",
         ),
+        (
+            "student_id,lms_user_id,name\nada,1001,Ada\nada2,1001,Ada again\n",
+            "line 3: lms_user_id '1001' already on line 2",
+        ),
         ("lms_user_id,name\n*,Mallory\n", "line 2: student id '*'"),
         ("lms_user_id,name\n1001,\n", "line 2: lms_user_id and name must not be empty"),
     ],
@@ -62,6 +72,25 @@ def test_bad_roster_is_refused_with_its_line_and_nothing_imported(tmp_path, text
         RosterError, match=reason.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")
     ):
         read_roster(write(tmp_path / "r.csv", text))
+
+
+def test_roster_imports_before_the_first_release(tmp_path):
+    root = tmp_path / "fresh-clone"  # no build/ folder, no gradebook yet
+    root.mkdir()
+    config = course_config(root)
+    config.CourseDirectory.db_url = f"sqlite:///{root}/build/gradebook.db"  # as in the repo
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("course_tools.roster.course_config", lambda _root: config)
+        entries = import_roster(write(tmp_path / "r.csv", ROSTER), root)
+    assert (root / "build" / "gradebook.db").is_file() and len(entries) == 4
+
+
+def test_reimport_names_gradebook_students_the_new_roster_drops(tmp_path):
+    import_roster(write(tmp_path / "r.csv", ROSTER), tmp_path)
+    shorter = "".join(ROSTER.splitlines(keepends=True)[:3])
+    entries = import_roster(write(tmp_path / "r2.csv", shorter), tmp_path)
+    assert [e.student_id for e in entries] == ["1001", "1002"]
+    assert not_on_roster(entries, tmp_path) == ["1003", "1004"]
 
 
 def test_due_dates_are_read_as_utc_and_a_bad_one_names_its_line(tmp_path):
