@@ -9,7 +9,7 @@ from course_tools.collect import collect
 from course_tools.course import course_config, notebooks
 from course_tools.due_dates import DueDateError, apply_due_dates, read_due_dates
 from course_tools.grading.config import Limits
-from course_tools.grading.grade_class import grade
+from course_tools.grading.grade_class import grade, rebuild_sheet
 from course_tools.grading.sandbox import unavailable
 from course_tools.grading.sheet import read_sheet
 from course_tools.roster import (
@@ -91,6 +91,13 @@ def test_reimport_names_gradebook_students_the_new_roster_drops(tmp_path):
     entries = import_roster(write(tmp_path / "r2.csv", shorter), tmp_path)
     assert [e.student_id for e in entries] == ["1001", "1002"]
     assert not_on_roster(entries, tmp_path) == ["1003", "1004"]
+
+
+def test_rebuilt_sheet_lists_rostered_students_imported_after_grading(private_course, tmp_path):
+    import_roster(write(tmp_path / "r.csv", ROSTER), private_course)
+    sheet = read_sheet(rebuild_sheet(ASSIGNMENT, private_course).sheet)  # as `--sheet-only`
+    assert sorted(sheet) == ["1001", "1002", "1003", "1004"]
+    assert {(row["status"], row["total"]) for row in sheet.values()} == {("missing", "")}
 
 
 def test_due_dates_are_read_as_utc_and_a_bad_one_names_its_line(tmp_path):

@@ -456,6 +456,8 @@ def sheet_rows(
     ``statuses`` maps a student to the status and message this run gave; with ``only``, the
     other students keep those of the sheet already at ``sheet``. With ``submitted``, a submission
     the LMS marked late (``LATE_`` in its file name, noted by collect) says so in ``late``.
+    A student of the gradebook (the roster) listed nowhere and without a submission folder is
+    ``missing``: a roster imported after the last grading run shows in a rebuilt sheet.
     """
     from nbgrader.api import Gradebook
 
@@ -466,6 +468,10 @@ def sheet_rows(
         statuses.setdefault(student, (Status(row["status"]), row["message"]))
     rows = []
     with Gradebook(db_url, course_id) as gb:
+        for student in (s.id for s in gb.students):
+            handed_in = submitted is not None and os.path.lexists(submitted / student / assignment)
+            if student not in statuses and not handed_in:
+                statuses[student] = (Status.MISSING, "no submission")
         for student, (status, message) in sorted(statuses.items()):
             if status in NOT_GRADED:
                 rows.append(SheetRow(student, status, message))
