@@ -11,6 +11,7 @@ opens it. The class runs once (75 s to 2 minutes here); each test checks one out
 """
 
 import csv
+import json
 import re
 import secrets
 import shutil
@@ -18,19 +19,20 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from filelock import FileLock
 
 from course_tools.course import BUILD, REPO, Notebook
 from course_tools.grading.cells import SOLUTION_MARKERS
 from course_tools.hub import ClassHub, install
 from course_tools.sample_class import filled, solution_answers
 from tests.browser_support import free_port, launch_chromium, require_chromium, require_playwright
+from tests.class_fixture import test_points as cell_points
 from tests.hub_support import (
     LocalUser,
     RunningHub,
@@ -48,13 +50,17 @@ NB = Notebook("01_pruning", "head_pruning")
 WRITTEN = "masking_vs_pruning_answer"  # the hand-graded answer (2 points)
 # The partial student solves the first two exercises and writes a weaker answer.
 PARTIAL = ("structured_pruning_answer", "head_importance_answer")
+PARTIAL_TESTS = ("structured_pruning_", "head_importance_")  # the test cells those two answers pass
 PARTIAL_WRITTEN = "Masking only zeroes the outputs of a head; the weights stay."
 MANUAL = {"full": 2.0, "partial": 1.0}  # what the instructor gives the written answer
-# Exact totals: every test cell (13 points) and the written answer, or the test cells of the first
-# two exercises (2 + 1 + 3 points) and the written answer.
-AUTOGRADED = {"full": 13.0, "partial": 6.0}
-EXPECTED = {"full": 15.0, "partial": 7.0}
-MAX_SCORE = 15.0
+# Exact totals: every test cell and the written answer, or the test cells of the first two
+# exercises and the written answer; the points are read from the solution's cells.
+AUTOGRADED = {
+    "full": sum(cell_points(NB).values()),
+    "partial": sum(p for cell, p in cell_points(NB).items() if cell.startswith(PARTIAL_TESTS)),
+}
+EXPECTED = {kind: AUTOGRADED[kind] + MANUAL[kind] for kind in MANUAL}
+MAX_SCORE = AUTOGRADED["full"] + 2.0  # the written answer is worth 2
 COURSE_FOLDER = "model-compression-lab"
 SCREENSHOTS = BUILD / "screenshots" / "hub"  # written when the class fails
 LAB_TIMEOUT_MS = 120_000
@@ -139,7 +145,7 @@ def _instructor_course(instructor: LocalUser, python: Path) -> Path:
 def _login(browser: Any, hub: RunningHub, user: LocalUser) -> Any:
     """A page of ``user`` logged in through the hub's form, with JupyterLab loaded."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.goto(hub.url + "hub/login")
     page.fill("#username_input", user.name)
     page.fill("#password_input", user.password)
@@ -349,7 +355,23 @@ def _class_steps(browser, hub, users, python, course, steps, menus, validate, fe
 
 
 @pytest.fixture(scope="module")
-def class_run(request) -> Iterator[ClassRun]:
+def class_run(request, tmp_path_factory, worker_id) -> ClassRun:
+    """The class, run once per test session by whichever xdist worker comes first.
+
+    One hub at a time: two at once on two cores would only make both slow. The other worker
+    reads what the first one saw.
+    """
+    base = tmp_path_factory.getbasetemp()
+    result = (base.parent if worker_id != "master" else base) / "hub-class.json"
+    with FileLock(str(result) + ".lock"):
+        if not result.exists():
+            result.write_text(json.dumps(asdict(_run_class_once(request))))
+    data = json.loads(result.read_text())
+    data["validate"] = {kind: tuple(pair) for kind, pair in data["validate"].items()}
+    return ClassRun(**data)
+
+
+def _run_class_once(request) -> ClassRun:
     """Set up the machine, run the class, take everything down; what the class showed."""
     require_hub()
     require_chromium()
@@ -416,7 +438,7 @@ def class_run(request) -> Iterator[ClassRun]:
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print(f"\nJupyterHub test: seconds per step {run.steps}")
-    yield run
+    return run
 
 
 def _user_exists(name: str) -> bool:
@@ -475,7 +497,7 @@ def test_sheet_has_exact_scores_with_the_formgrader_grade(class_run: ClassRun) -
 
 
 def test_each_student_sees_their_score_in_the_feedback(class_run: ClassRun) -> None:
-    """The feedback each student fetched and opened shows their exact score out of 15."""
+    """The feedback each student fetched and opened shows their exact score out of the maximum."""
     for kind, text in class_run.feedback_text.items():
         match = re.search(r"Score:\s*([\d.]+)\s*/\s*([\d.]+)", text)
         assert match, f"{kind}: no score in the feedback:\n{text[:2000]}"
