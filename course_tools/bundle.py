@@ -25,11 +25,12 @@ from course_tools.hub import STUDENT_DISABLED_LAB_PLUGINS, STUDENT_DISABLED_SERV
 
 NAME = "model-compression-lab-student"
 # Ranges, not the course's exact pins: students install on Python 3.11 to 3.13 on Linux, macOS
-# and Windows. torch 2.5 is the first release with Python 3.13 wheels; the course is tested with
-# the versions of requirements.lock. The notebooks import torch, numpy, matplotlib, tqdm and
+# and Windows. torch stays on the series the course is tested with (requirements.lock): 2.13 has
+# wheels for all three Pythons and systems, and a newer torch may change what the notebooks show
+# (notebook 3's quantize_dynamic is already deprecated). The notebooks import torch, numpy, matplotlib, tqdm and
 # IPython (with ipykernel); lab_utils imports torch, numpy, scikit-learn, matplotlib and tqdm.
 STUDENT_REQUIREMENTS = (
-    "torch>=2.5",
+    "torch==2.13.*",
     "numpy>=2.0,<3",
     "scikit-learn>=1.5,<2",
     "matplotlib>=3.9,<4",
