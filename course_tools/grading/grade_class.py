@@ -183,7 +183,7 @@ def grade(
     if is_server_database(db_url):  # workers claim and record through the shared gradebook
         lease = lease_seconds or DEFAULT_LEASE_SECONDS
         statuses = grade_with_claims(
-            assignment, root, directories, limits, workers, students, lease, progress, run
+            assignment, root, db_url, directories, limits, workers, students, lease, progress, run
         )
         students = None  # the claims hold every student's status
     else:
@@ -236,6 +236,7 @@ def grade_on_this_machine(
 def grade_with_claims(
     assignment: str,
     root: Path,
+    db_url: str,
     directories: dict[str, str],
     limits: Limits,
     workers: int | None,
@@ -251,7 +252,6 @@ def grade_with_claims(
     """
     from course_tools.grading.claim_worker import ClaimWorker
 
-    db_url = directories.get("db_url") or grading_config(root, **directories).CourseDirectory.db_url
     queue = ClaimWorker(assignment, root, db_url, limits, directories, lease_seconds)
     total = queue.enqueue()
     queue.board.requeue(assignment, students)  # grade again what was asked for, as with sqlite
