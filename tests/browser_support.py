@@ -73,6 +73,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of the log at ``path`` ("" before it exists), for failure messages."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def terminate(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM a server started in its own process group; SIGKILL the group after ``grace`` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+class Steps:
+    """Lap times of a run's steps: ``steps.lap("name")`` ends step ``name``."""
+
+    def __init__(self) -> None:
+        """Start the first step now."""
+        self.seconds: dict[str, float] = {}
+        self._start = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        """Record the time since the previous lap as step ``name``."""
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._start, 1)
+        self._start = now
+
+
 @dataclass
 class JupyterLab:
     """A running ``jupyter lab`` serving ``root`` on localhost with a token set by the test."""
@@ -112,18 +144,11 @@ class JupyterLab:
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server log, for failure messages."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         """Stop the server (it shuts its kernels down), then its process group if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        terminate(self.process, grace=20)
         if self._log is not None:
             self._log.close()
         shutil.rmtree(self.runtime, ignore_errors=True)

@@ -10,6 +10,8 @@ and from running the notebook's cells in-process with the student's answers (``r
 import copy
 import importlib.util
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,23 @@ NOTEBOOK_TIMEOUT = 40
 MEMORY_MB = 3072
 HOG_MB = MEMORY_MB + 1024  # more than the kernel may have, well below the machine's memory
 LOOP = "while True:  # never ends; it sleeps so that the test burns no CPU\n    time.sleep(0.1)\n"
+
+
+def run_tool(
+    module: str, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run ``python -m course_tools.<module> ...`` from the repo; fail the test if it fails (``check``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"course_tools.{module}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 @dataclass

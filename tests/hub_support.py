@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from course_tools.course import REPO
+from tests.browser_support import log_tail, terminate
 
 PROXY = "configurable-http-proxy"
 HUB_START_TIMEOUT = 60.0
@@ -224,18 +225,11 @@ class RunningHub:
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of the hub's log (the single-user servers log there too)."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         """SIGTERM the hub (it stops the proxy and the users' servers), then kill what is left."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        terminate(self.process, grace=30)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)  # a proxy left behind
         except ProcessLookupError:

@@ -15,7 +15,7 @@ from course_tools.grading.claims import ClaimBoard, Outcome, engine_for
 from course_tools.grading.sandbox import unavailable
 from course_tools.grading.sheet import read_sheet
 from course_tools.sample_class import Course, build_course, sample_class
-from tests.class_fixture import CELL_TIMEOUT, MEMORY_MB, NOTEBOOK_TIMEOUT
+from tests.class_fixture import CELL_TIMEOUT, MEMORY_MB, NOTEBOOK_TIMEOUT, run_tool
 
 ASSIGNMENT = "03_quantization"  # the quickest to grade
 
@@ -62,17 +62,7 @@ class PostgresCourse:
 
     def command(self, module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """``python -m course_tools.<module> ...`` on this course."""
-        done = subprocess.run(
-            [sys.executable, "-m", f"course_tools.{module}", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=self.environment,
-        )
-        if check:
-            assert done.returncode == 0, done.stdout + done.stderr
-        return done
+        return run_tool(module, *args, env=self.environment, check=check)
 
     def collect(self, folder: Path, assignment: str = ASSIGNMENT) -> None:
         self.command("collect", assignment, str(folder), "--root", str(self.root))

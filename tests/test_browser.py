@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from tests.browser_support import (
     JupyterLab,
     NotebookPage,
     Outcome,
+    Steps,
     copy_into,
     error_outputs,
     launch_chromium,
@@ -177,21 +177,6 @@ class ReleaseRun:
     stub_errors: list[dict]
     validate: Outcome
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step
-
-
-class Steps:
-    """Lap times of a run's steps: ``steps.lap("name")`` ends step ``name``."""
-
-    def __init__(self) -> None:
-        """Start the first step now."""
-        self.seconds: dict[str, float] = {}
-        self._start = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        """Record the time since the previous lap as step ``name``."""
-        now = time.monotonic()
-        self.seconds[name] = round(now - self._start, 1)
-        self._start = now
 
 
 def _release_run(session: Session, nb: Notebook) -> ReleaseRun:

@@ -11,8 +11,6 @@ import json
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from course_tools.collect import DEFAULT_REGEXP, match_flat, notebook_name
-from course_tools.course import REPO, assignments, notebooks
+from course_tools.course import assignments, notebooks
 from course_tools.grading.checks import read_notebook
 from course_tools.grading.sheet import FIXED_COLUMNS, LAST_COLUMNS, read_sheet
 from course_tools.sample_class import Course, build_course
@@ -32,6 +30,7 @@ from tests.class_fixture import (
     Expected,
     build_class,
     hidden_test_lines,
+    run_tool,
 )
 
 ASSIGNMENTS = assignments()
@@ -60,15 +59,7 @@ REGRADED = ["crash", "invalidjson"]
 
 def command(module: str, *args: str) -> str:
     """Run ``python -m course_tools.<module> ...``; its output (fails the test if it fails)."""
-    done = subprocess.run(
-        [sys.executable, "-m", f"course_tools.{module}", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_tool(module, *args).stdout
 
 
 def grade_args(assignment: str, root: Path, source: Path, *extra: str) -> list[str]:

@@ -31,7 +31,13 @@ from course_tools.course import BUILD, REPO, Notebook
 from course_tools.grading.cells import SOLUTION_MARKERS
 from course_tools.hub import ClassHub, install
 from course_tools.sample_class import filled, solution_answers
-from tests.browser_support import free_port, launch_chromium, require_chromium, require_playwright
+from tests.browser_support import (
+    Steps,
+    free_port,
+    launch_chromium,
+    require_chromium,
+    require_playwright,
+)
 from tests.class_fixture import test_points as cell_points
 from tests.hub_support import (
     LocalUser,
@@ -81,21 +87,6 @@ class ClassRun:
     leftover_processes: dict[str, str]  # user name -> processes left after the hub stopped
     users_left: list[str]
     steps: dict[str, float] = field(default_factory=dict)
-
-
-class Steps:
-    """Lap times of the run's steps."""
-
-    def __init__(self) -> None:
-        """Start the first step now."""
-        self.seconds: dict[str, float] = {}
-        self._start = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        """Record the time since the previous lap as step ``name``."""
-        now = time.monotonic()
-        self.seconds[name] = round(now - self._start, 1)
-        self._start = now
 
 
 # --- Setting up the machine ---------------------------------------------------------------------
