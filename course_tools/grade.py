@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from course_tools.course import REPO
-from course_tools.grading import grade_class
+from course_tools.grading import cgroups, grade_class
 from course_tools.grading.claims import DatabaseUnreachable, is_server_database
 from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import DEFAULT_LEASE_SECONDS, grade, rebuild_sheet
@@ -90,6 +90,8 @@ def work(args: argparse.Namespace, limits: Limits) -> int:
         sys.exit("error: --worker needs a server gradebook (PostgreSQL db_url), not sqlite")
     if limits.sandbox and (reason := unavailable()):
         sys.exit(f"error: cannot sandbox student code: {reason}")
+    if limits.sandbox and (why := cgroups.unusable_reason()):
+        print(f"warning: {why}: {cgroups.PER_PROCESS_ONLY}", file=sys.stderr, flush=True)
     directories = {"source_directory": str(args.source.resolve())} if args.source else {}
     worker = ClaimWorker(
         args.assignment,

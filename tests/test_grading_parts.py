@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from course_tools.course import REPO, notebooks
+from course_tools.grading import cgroups
 from course_tools.grading.audit import audit_answers, audit_cell, instructor_code
 from course_tools.grading.cells import metadata_problem, released_source, split_hidden
 from course_tools.grading.checks import read_notebook
@@ -260,3 +261,20 @@ def test_stage_never_follows_a_linked_submission_secret(tmp_path) -> None:
     (folder / SECRET_FILE).symlink_to(REPO / "nbgrader_config.py")
     stage("ana", [], "01_pruning", tmp_path / "submitted", tmp_path / "staging")
     assert not (tmp_path / "staging" / "ana" / "01_pruning" / SECRET_FILE).exists()
+
+
+# --- cgroups: the whole tree's limits, or a clear word that there are none --------------------
+
+
+def test_cgroups_say_why_they_are_unusable_without_root(monkeypatch):
+    monkeypatch.setattr(cgroups.os, "geteuid", lambda: 1000)
+    assert cgroups.unusable_reason() == "cgroups need root"
+    assert not cgroups.usable()
+
+
+def test_cgroups_name_a_v2_host_they_cannot_use(monkeypatch, tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    monkeypatch.setattr(cgroups.os, "geteuid", lambda: 0)
+    reason = cgroups.unusable_reason()
+    assert "memory and pids" in reason and "cgroup v2" in reason

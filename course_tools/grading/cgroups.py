@@ -21,11 +21,25 @@ PARENT = "mcl-grading"
 _counter = itertools.count()
 
 
+PER_PROCESS_ONLY = "memory and process limits apply to each process, not to a kernel's whole tree"
+
+
+def unusable_reason() -> str:
+    """Why this process cannot create memory and pids groups ("" when it can)."""
+    if os.geteuid() != 0:
+        return "cgroups need root"
+    missing = [c for c in ("memory", "pids") if not (ROOT / c / "cgroup.procs").exists()]
+    if not missing:
+        return ""
+    reason = f"no cgroup v1 {' and '.join(missing)} controller under {ROOT}"
+    if (ROOT / "cgroup.controllers").exists():
+        reason += " (this host has cgroup v2, which the grader does not use yet)"
+    return reason
+
+
 def usable() -> bool:
     """True when this process may create memory and pids groups."""
-    return os.geteuid() == 0 and all(
-        (ROOT / c / "cgroup.procs").exists() for c in ("memory", "pids")
-    )
+    return not unusable_reason()
 
 
 class KernelGroup:

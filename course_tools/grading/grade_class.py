@@ -27,6 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from course_tools.course import REPO, nbgrader_api
+from course_tools.grading import cgroups
 from course_tools.grading import worker as grade_worker
 from course_tools.grading.checks import (
     NotebookCheck,
@@ -165,6 +166,8 @@ def grade(
             f"Cannot sandbox student code: {reason}. Install it, or pass --no-sandbox to run "
             "students' code with your own rights (never for a real class)."
         )
+    if limits.sandbox and (why := cgroups.unusable_reason()):
+        progress(f"warning: {why}: {cgroups.PER_PROCESS_ONLY}")
     grade_worker.quiet()
     directories = {"source_directory": str(Path(source).resolve())} if source else {}
     if db_url:
