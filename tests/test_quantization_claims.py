@@ -43,7 +43,9 @@ def test_splitting_off_outlier_features_beats_every_clipping_threshold(measured)
 
 
 def test_dynamic_int8_linear_quantizes_activations_to_7_bits(measured):
-    # section 7: "the activations get only 7 bits" (reduce_range=True), on this CPU too
+    # section 7: "the activations get only 7 bits" (reduce_range=True) "on every x86 CPU"
+    if measured["quantized_engine"] != "x86":
+        pytest.skip(f"the 7-bit story is x86's; this CPU runs {measured['quantized_engine']}")
     assert measured["dynamic_int8_act_bits"] == 7
     assert (
         measured["dynamic_int8_emulation_err_7bit"] * 20

@@ -1268,9 +1268,10 @@ if not GRADING:
 # products reach $2 \times 255 \times 128 = 65\,280$ in magnitude, far beyond int16's 32 767, and
 # the sum would silently stick at the limit; with 7-bit activations they stay within
 # $2 \times 127 \times 128 = 32\,512$. CPUs with VNNI (`vpdpbusd`) add four products straight
-# into int32 and would not need the spare bit, but the layer reduces the range on every CPU, so a
-# model gives the same numbers wherever it runs. The cell checks which grid the kernel used on
-# this machine by comparing one layer with two emulations of it.
+# into int32 and would not need the spare bit, but the layer reduces the range on every x86 CPU,
+# so a model gives the same numbers on any of them. ARM CPUs (Apple silicon, for one) have no `x86`
+# engine and run `qnnpack`, whose kernels do not need the spare bit. The cell checks which grid the
+# kernel used on this machine by comparing one layer with two emulations of it: which did yours use?
 #
 # `torch.ao.quantization` now warns that it is deprecated in favour of the separate `torchao`
 # package; we hide exactly that warning (and its companion about quantized tensors) in `dynamic_int8`
@@ -1324,6 +1325,7 @@ if not GRADING:
     engines = torch.backends.quantized.supported_engines  # ARM CPUs have only qnnpack
     torch.backends.quantized.engine = "x86" if "x86" in engines else "qnnpack"
     print("quantized engine:", torch.backends.quantized.engine)
+    summary["quantized_engine"] = torch.backends.quantized.engine
     set_seed(SEED)
     toy = ToyTransformer().eval()
     toy_int8 = dynamic_int8(toy)
