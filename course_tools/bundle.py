@@ -1,8 +1,10 @@
 """Build what students get: the released notebooks, ``lab_utils`` as a wheel, a short README.
 
 ``python -m course_tools.bundle`` (``make bundle``) writes ``build/bundle/<NAME>/`` and
-``build/<NAME>.zip``; ``--assignments 01_pruning 02_distillation`` ships only those (the capstone
-goes out after notebooks 1 to 3 are due: README "Release order").
+``build/<NAME>.zip``; ``--assignments 01_pruning 02_distillation`` ships only those. A release that
+holds earlier assignments' answers (the capstone, ``course_tools.provided``) is shipped only once
+those assignments are past their due date in ``due_dates.csv`` (README "Release order"); by default
+it is left out with a note until then, and asking for it earlier is an error unless ``--before-due``.
 
 The wheel is built from a temporary project that holds a copy of ``lab_utils`` and nothing else, so
 no instructor tool, solution or test can end up in it. It also installs three config files into the
@@ -18,10 +20,13 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
-from course_tools.course import BUILD, RELEASE, REPO, course_config
+from course_tools.course import BUILD, RELEASE, REPO, course_config, notebooks
+from course_tools.due_dates import read_due_dates
 from course_tools.hub import STUDENT_DISABLED_LAB_PLUGINS, STUDENT_DISABLED_SERVER_EXTENSIONS
+from course_tools.provided import answer_cells, requested_names
 
 NAME = "model-compression-lab-student"
 # Ranges, not the course's exact pins: students install on Python 3.11 to 3.13 on Linux, macOS
@@ -157,17 +162,63 @@ Next time, activate the environment again and run `jupyter lab notebooks`.
 """
 
 
+def answers_held(assignment: str) -> set[str]:
+    """The earlier assignments whose reference answers ``assignment``'s release holds."""
+    answers = answer_cells()
+    return {
+        answers[name][0]
+        for nb in notebooks()
+        if nb.assignment == assignment
+        for name in requested_names(nb.solution_text.read_text())
+    }
+
+
+def not_yet_due(assignments: list[str], due: dict[str, datetime], now: datetime) -> dict[str, str]:
+    """``{assignment: why it may not go out yet}`` for releases holding answers not yet due."""
+    held = {}
+    for assignment in assignments:
+        waiting = [
+            f"{e} is due {due[e]:%Y-%m-%d %H:%M} UTC" if e in due else f"{e} has no due date"
+            for e in sorted(answers_held(assignment))
+            if e not in due or due[e] > now
+        ]
+        if waiting:
+            held[assignment] = (
+                f"it holds reference answers of earlier notebooks, and {'; '.join(waiting)}"
+            )
+    return held
+
+
 def build_bundle(
     out_dir: Path = BUILD,
     assignments: list[str] | None = None,
     release_dir: Path = RELEASE,
+    due: dict[str, datetime] | None = None,
+    before_due: bool = False,
+    progress=print,
 ) -> Path:
-    """Write ``out_dir/bundle/<NAME>/`` and ``out_dir/<NAME>.zip``; returns the zip's path."""
+    """Write ``out_dir/bundle/<NAME>/`` and ``out_dir/<NAME>.zip``; returns the zip's path.
+
+    ``due``: the due dates (default: ``due_dates.csv``). A release holding answers of assignments
+    not yet past due is left out of the default choice (said through ``progress``), and asked for
+    by name it raises ``ValueError``, unless ``before_due``.
+    """
     available = sorted(p.name for p in release_dir.iterdir() if any(p.glob("*.ipynb")))
     chosen = available if not assignments else list(assignments)
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         raise ValueError(f"not in {release_dir}: {unknown}; released: {available}")
+    due = read_due_dates() if due is None else due
+    held = {} if before_due else not_yet_due(chosen, due, datetime.now(UTC))
+    if held and assignments:
+        reasons = "; ".join(f"{a}: {why}" for a, why in held.items())
+        raise ValueError(
+            f"Not shipping {sorted(held)} before the answers it holds are due ({reasons}). Set the "
+            "due dates in due_dates.csv, wait until they pass, or pass --before-due."
+        )
+    for assignment, why in held.items():
+        progress(f"left out {assignment}: {why} (due_dates.csv; --before-due ships it anyway)")
+    chosen = [a for a in chosen if a not in held]
     root = out_dir / "bundle" / NAME
     shutil.rmtree(root, ignore_errors=True)
     (root / "notebooks").mkdir(parents=True)
@@ -194,11 +245,19 @@ def main() -> None:
         "--assignments",
         nargs="+",
         metavar="ASSIGNMENT",
-        help="the assignments to ship, e.g. 01_pruning 02_distillation (default: every release)",
+        help="the assignments to ship, e.g. 01_pruning 02_distillation (default: every release whose earlier answers are due)",
     )
     parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default: build/)")
+    parser.add_argument(
+        "--before-due",
+        action="store_true",
+        help="ship a release that holds earlier answers before those are due (never to students)",
+    )
     args = parser.parse_args()
-    archive = build_bundle(args.out, args.assignments)
+    try:
+        archive = build_bundle(args.out, args.assignments, before_due=args.before_due)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
     print(f"wrote {archive} ({archive.stat().st_size / 1e6:.2f} MB, {len(names)} files):")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -23,7 +24,7 @@ import pytest
 from nbgrader.utils import is_grade, is_solution
 
 from course_tools.bundle import NAME, STUDENT_REQUIREMENTS, build_bundle
-from course_tools.course import RELEASE, REPO
+from course_tools.course import RELEASE, REPO, assignments
 from course_tools.grading.cells import HIDDEN_BEGIN, HIDDEN_END, SOLUTION_MARKERS
 from tests.release_layout import leaked
 from tests.test_release_layout import IDS, NOTEBOOKS, _answers, _provided_to
@@ -34,11 +35,15 @@ KERNEL = "mcl-student-bundle"
 IMPORT_NAMES = {"scikit-learn": "sklearn", "ipykernel": "IPython"}
 
 
+# Every assignment past due: the default bundle then ships every release, the capstone included.
+ALL_DUE = {a: datetime(2026, 1, 1, tzinfo=UTC) for a in assignments()}
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """The unpacked bundle of every released assignment: ``<tmp>/unpacked/<NAME>/``."""
     out = tmp_path_factory.mktemp("bundle")
-    archive = build_bundle(out)
+    archive = build_bundle(out, due=ALL_DUE)
     print(f"student bundle: {archive.stat().st_size} bytes")
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(out / "unpacked")
@@ -184,6 +189,29 @@ def test_assignments_option_ships_only_the_chosen_notebooks(tmp_path):
         readme = zf.read(f"{NAME}/README.md").decode()
     assert notebooks == {"01_pruning", "02_distillation"}
     assert "04_capstone" not in readme
+
+
+def test_release_holding_answers_not_yet_due_is_left_out_by_default(tmp_path):
+    notes = []
+    archive = build_bundle(
+        tmp_path, due={"01_pruning": ALL_DUE["01_pruning"]}, progress=notes.append
+    )
+    with zipfile.ZipFile(archive) as zf:
+        notebooks = {n.split("/")[2] for n in zf.namelist() if "/notebooks/" in n}
+    assert "04_capstone" not in notebooks and "01_pruning" in notebooks
+    assert notes == [
+        "left out 04_capstone: it holds reference answers of earlier notebooks, and 02_distillation "
+        "has no due date (due_dates.csv; --before-due ships it anyway)"
+    ]
+
+
+def test_release_holding_answers_not_yet_due_is_refused_by_name(tmp_path):
+    future = {
+        "01_pruning": datetime(2999, 1, 1, tzinfo=UTC),
+        "02_distillation": ALL_DUE["01_pruning"],
+    }
+    with pytest.raises(ValueError, match="01_pruning is due 2999-01-01 00:00 UTC"):
+        build_bundle(tmp_path, ["04_capstone"], due=future)
 
 
 def test_unknown_assignment_is_refused(tmp_path):
