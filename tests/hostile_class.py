@@ -71,8 +71,8 @@ STUDENTS = {
         "readfiles", "environ", "network", "sockets", "history", "frames", "linecache",
     ),
     "harming-others": (
-        "writeothers", "sqlgradebook", "newsession", "doublefork", "memoryhog", "forkbomb",
-        "bigfiles", "terminal",
+        "writeothers", "sqlgradebook", "newsession", "rewriterecords", "doublefork", "memoryhog",
+        "forkbomb", "bigfiles", "terminal",
     ),
     "breaking-the-run": (
         "deepjson", "deepmeta", "metastring", "gradeidlist", "pointsstring", "duplicateid",
@@ -520,6 +520,42 @@ for _ in range(300):
 os.posix_spawn(sys.executable, [sys.executable, "-c", LATER], {}, setsid=True)
 """
 
+# A child out of the audit's sight that, while the test cells run, rewrites every notebook and
+# sheet it can reach (nbgrader once read scores back from the executed notebook in the kernel's
+# folder) and plants forged ones: the grader's record must come from the worker, not a file.
+REWRITE_RECORDS = """\
+import os
+import sys
+
+FORGE = f\'\'\'
+import glob, json, os, time
+FORGED = {{"cells": [], "metadata": {{}}, "nbformat": 4, "nbformat_minor": 5}}
+folders = ["/tmp", os.path.expanduser("~"), os.getcwd(), "/dev/shm", {ROOT!r} + "/build"]
+folders += [os.path.dirname(a) for a in {sys.argv!r} if a.endswith(".json")]
+for _ in range(600):
+    for folder in folders:
+        found = glob.glob(folder + "/**/*.ipynb", recursive=True)
+        for path in found + [folder + "/head_pruning.ipynb"]:
+            try:
+                try:
+                    with open(path) as handle:
+                        nb = json.load(handle)
+                except FileNotFoundError:
+                    nb = FORGED
+                for cell in nb.get("cells", []):
+                    outputs = cell.get("outputs", [])
+                    cell["outputs"] = [o for o in outputs if o.get("output_type") != "error"]
+                with open(path, "w") as handle:
+                    json.dump(nb, handle)
+                with open(folder + "/01_pruning.csv", "w") as handle:
+                    handle.write("student_id,status,total\\n{ME},graded,99\\n")
+            except (OSError, ValueError):
+                pass
+    time.sleep(0.1)
+\'\'\'
+os.posix_spawn(sys.executable, [sys.executable, "-c", FORGE], {}, setsid=True)
+"""
+
 DOUBLE_FORK = """\
 import os
 import time
@@ -819,6 +855,7 @@ ON_STUBS = [
     ("sqlgradebook", "harming-others", SQL_GRADEBOOK, "flagged", "sqlite3"),
     # A child in a new session (no name the audit knows) would rewrite the sheet after the kernel.
     ("newsession", "harming-others", NEW_SESSION, "graded", ""),
+    ("rewriterecords", "harming-others", REWRITE_RECORDS, "graded", ""),
     ("doublefork", "harming-others", DOUBLE_FORK, "flagged", "fork"),
     # Three children of 1.5 GB: more than the whole tree's cap, though each is under it.
     ("memoryhog", "harming-others", MEMORY_HOG, "memory", "ran out of memory"),

@@ -33,7 +33,7 @@ from course_tools.grading import cgroups
 from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import grade
 from course_tools.grading.sandbox import unavailable
-from course_tools.grading.sheet import SheetRow
+from course_tools.grading.sheet import SheetRow, read_sheet
 from course_tools.grading.status import Status
 from course_tools.sample_class import build_course
 from tests.class_fixture import CELL_TIMEOUT, MEMORY_MB, NOTEBOOK_TIMEOUT, hidden_test_lines
@@ -455,6 +455,27 @@ def test_class_covers_every_family_with_forty_attacks(graded):
     families = [a.family for a in graded.hostile.attacks.values() if a.family in FAMILIES]
     assert len(families) >= 40
     assert all(families.count(f) >= 5 for f in FAMILIES)
+
+
+def test_sheet_on_disk_is_what_the_grader_reported(graded):
+    on_disk = read_sheet(graded.root / "build" / "grades" / f"{ASSIGNMENT}.csv")
+    written = {
+        s: (row["status"], float(row["total"]) if row["total"] else None)
+        for s, row in on_disk.items()
+    }
+    reported = {s: (str(r.status), r.total) for s, r in graded.rows.items()}
+    assert written == reported
+
+
+def test_feedback_total_is_the_sheets_total(graded):
+    """The score a student's feedback shows is the one recorded (no file the kernel wrote)."""
+    shown, recorded = {}, {}
+    for student, row in graded.rows.items():
+        for page in graded.feedback(student):
+            shown[student] = float(re.search(r"Score: ([\d.]+) /", page_text(page)).group(1))
+            recorded[student] = row.total
+    assert "rewriterecords" in shown
+    assert shown == recorded
 
 
 def test_flagged_rows_have_no_total(graded):
