@@ -15,7 +15,7 @@ from course_tools.grading.sandbox import unavailable
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: grade one assignment and print the summary."""
+    """Command line: grade one assignment and print the report."""
     parser = argparse.ArgumentParser(description=grade_class.__doc__.split("\n\n")[0])
     parser.add_argument("assignment")
     parser.add_argument("--student", action="append", help="only this student (repeatable)")
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.worker:
             sys.exit(work(args, limits))
         if args.sheet_only:
-            run = rebuild_sheet(args.assignment, args.root, args.sheet, args.db_url)
+            result = rebuild_sheet(args.assignment, args.root, args.sheet, args.db_url)
         else:
-            run = grade(
+            result = grade(
                 args.assignment,
                 args.root,
                 args.source,
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     except DatabaseUnreachable as exc:
         sys.exit(f"error: {exc}")
-    print(grading_report(run), flush=True)
+    print(grading_report(result), flush=True)
     sys.exit(0)
 
 
@@ -100,8 +100,8 @@ def work(args: argparse.Namespace, limits: Limits) -> int:
         args.lease_seconds,
         say=lambda line: print(line, flush=True),
     )
-    summary = worker.run()
-    print(f"worker {summary.name} done: graded {len(summary.graded)} submission(s)", flush=True)
+    done = worker.work()
+    print(f"worker {done.name} done: graded {len(done.graded)} submission(s)", flush=True)
     return 0
 
 

@@ -1,8 +1,8 @@
-"""Grade every submission of an assignment: autograde on all cores, feedback, CSV grade sheet, summary.
+"""Grade every submission of an assignment: autograde on all cores, feedback, CSV grade sheet, report.
 
 ``python -m course_tools.grade 01_pruning`` reads ``build/submitted/<student>/01_pruning/`` (see
 ``course_tools.collect``), writes ``build/autograded/``, ``build/feedback/`` and
-``build/grades/01_pruning.csv``, and prints a summary. How it works:
+``build/grades/01_pruning.csv``, and prints a report. How it works:
 
 1. every submission is checked first (unsafe id, symlink, empty, invalid JSON, bad metadata, wrong
    or foreign notebook, ...): those are not executed but get a status and a message in the sheet;
@@ -10,7 +10,7 @@
    the gradebook, every kernel in a sandbox (:mod:`course_tools.grading.sandbox`) with per-cell and
    per-notebook time limits; test cells are scored from what the worker observed (verdicts);
 3. the main process records each worker's report through nbgrader ``autograde`` into the real
-   gradebook (execution replaced by the reported run), one student at a time: sqlite has a single
+   gradebook (execution replaced by the reported one), one student at a time: sqlite has a single
    writer and manual grades already there are kept;
 4. the workers also write the HTML feedback; the sheet is read back from the real gradebook.
 """
@@ -100,30 +100,30 @@ def report_problems(report: WorkerReport, cell_timeout: int) -> tuple[list[Statu
     if not report.success:
         return [Status.AUTOGRADE_ERROR], [f"autograde failed: {report.error}"]
     statuses, notes = [], []
-    for run in report.executions:
-        name = run.notebook
-        if run.flags:
+    for execution in report.executions:
+        name = execution.notebook
+        if execution.flags:
             statuses.append(Status.FLAGGED)
-            notes.append(f"{name}: review: {'; '.join(run.flags[:5])}")
-        if run.timed_out:
+            notes.append(f"{name}: review: {'; '.join(execution.flags[:5])}")
+        if execution.timed_out:
             statuses.append(Status.TIMEOUT)
-            cells = few(run.timed_out)
+            cells = few(execution.timed_out)
             notes.append(
                 f"{name}: cut off by the time limit ({cell_timeout} s per cell) in {cells}"
             )
-        if run.stopped:
-            statuses.append(run.stopped)
-            notes.append(f"{name}: {run.reason}, later cells were not run")
-        if run.memory:
+        if execution.stopped:
+            statuses.append(execution.stopped)
+            notes.append(f"{name}: {execution.reason}, later cells were not run")
+        if execution.memory:
             statuses.append(Status.MEMORY)
-            notes.append(f"{name}: ran out of memory (kernel cap) in {few(run.memory)}")
-        if run.raised:
-            notes.append(f"{name}: exception in {few(run.raised)}")
-        if run.truncated:
-            notes.append(f"{name}: output truncated in {few(run.truncated)}")
-        if run.leftover_processes:
+            notes.append(f"{name}: ran out of memory (kernel cap) in {few(execution.memory)}")
+        if execution.raised:
+            notes.append(f"{name}: exception in {few(execution.raised)}")
+        if execution.truncated:
+            notes.append(f"{name}: output truncated in {few(execution.truncated)}")
+        if execution.leftover_processes:
             notes.append(
-                f"{name}: {run.leftover_processes} process(es) outlived the kernel: killed"
+                f"{name}: {execution.leftover_processes} process(es) outlived the kernel: killed"
             )
     return statuses, notes
 
@@ -178,23 +178,32 @@ def grade(
     if not any(s.assignment == assignment for s in specs):
         raise SystemExit(f"{assignment} is not in the gradebook {db_url}: release it first.")
     sheet = sheet or Path(coursedir.root) / "build" / "grades" / f"{assignment}.csv"
-    run = GradingResult(assignment, sheet, [], exercises(db_url, course_id, assignment))
-    run.sandboxed = limits.sandbox
+    result = GradingResult(assignment, sheet, [], exercises(db_url, course_id, assignment))
+    result.sandboxed = limits.sandbox
     if is_server_database(db_url):  # workers claim and record through the shared gradebook
         lease = lease_seconds or DEFAULT_LEASE_SECONDS
         statuses = grade_with_claims(
-            assignment, root, db_url, directories, limits, workers, students, lease, progress, run
+            assignment,
+            root,
+            db_url,
+            directories,
+            limits,
+            workers,
+            students,
+            lease,
+            progress,
+            result,
         )
         students = None  # the claims hold every student's status
     else:
         statuses = grade_on_this_machine(
-            assignment, root, directories, limits, workers, students, specs, api, progress, run
+            assignment, root, directories, limits, workers, students, specs, api, progress, result
         )
     submitted = folder(coursedir, "submitted_directory")
-    run.rows = sheet_rows(db_url, course_id, assignment, statuses, sheet, students, submitted)
-    write_sheet(sheet, run.exercises, run.rows)
-    run.seconds = round(time.perf_counter() - started, 1)
-    return run
+    result.rows = sheet_rows(db_url, course_id, assignment, statuses, sheet, students, submitted)
+    write_sheet(sheet, result.exercises, result.rows)
+    result.seconds = round(time.perf_counter() - started, 1)
+    return result
 
 
 def grade_on_this_machine(
@@ -207,7 +216,7 @@ def grade_on_this_machine(
     specs,
     api,
     progress,
-    run: GradingResult,
+    result: GradingResult,
 ) -> dict[str, tuple[Status, str]]:
     """Check, then autograde in a process pool, recording here (sqlite); statuses by student."""
     coursedir = api.coursedir
@@ -217,18 +226,20 @@ def grade_on_this_machine(
         student: Submission(student, check(student, path, assignment, specs))
         for student, path in found.items()
     }
-    to_run = [s for s in submissions.values() if s.gradable]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(to_run)))
+    to_autograde = [s for s in submissions.values() if s.gradable]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(to_autograde)))
     tracker = Progress(len(submissions), progress, limits.sandbox)
-    progress(f"{assignment}: {len(submissions)} submission(s), {len(to_run)} to autograde")
+    progress(f"{assignment}: {len(submissions)} submission(s), {len(to_autograde)} to autograde")
     for submission in submissions.values():
         if not submission.gradable:
             tracker.done(submission.student, submission.status, "-", 0.0)
-    if to_run:
-        run.workers = workers
+    if to_autograde:
+        result.workers = workers
         tick = time.perf_counter()
-        autograde_all(assignment, to_run, root, directories, limits, workers, api, tracker, run)
-        run.phases["autograde"] = time.perf_counter() - tick
+        autograde_all(
+            assignment, to_autograde, root, directories, limits, workers, api, tracker, result
+        )
+        result.phases["autograde"] = time.perf_counter() - tick
     remove_stale_output(assignment, submissions.values(), coursedir)
     return {s: (sub.status, sub.message) for s, sub in submissions.items()}
 
@@ -243,7 +254,7 @@ def grade_with_claims(
     students: list[str] | None,
     lease_seconds: float,
     progress,
-    run: GradingResult,
+    result: GradingResult,
 ) -> dict[str, tuple[Status, str]]:
     """Queue the submissions (``students``, or all) and run claim workers here until all are done.
 
@@ -256,7 +267,7 @@ def grade_with_claims(
     total = queue.enqueue()
     queue.board.requeue(assignment, students)  # grade again what was asked for, as with sqlite
     workers = max(1, workers or os.cpu_count() or 1)
-    run.workers = workers
+    result.workers = workers
     progress(f"{assignment}: {total} student(s) on the gradebook's work list, {workers} worker(s)")
     tracker = Progress(total, progress, limits.sandbox)
     command = worker_command(assignment, root, db_url, directories, limits, lease_seconds)
@@ -278,9 +289,9 @@ def grade_with_claims(
             for student, outcome in queue.board.outcomes(assignment).items():
                 if outcome.status is not Status.PENDING and student not in seen:
                     seen.add(student)
-                    run.execution_seconds[student] = outcome.seconds
+                    result.execution_seconds[student] = outcome.seconds
                     if outcome.timing is not None:
-                        run.timings[student] = outcome.timing
+                        result.timings[student] = outcome.timing
                     tracker.done(student, outcome.status, "", outcome.seconds)
             if not running:
                 break
@@ -289,7 +300,7 @@ def grade_with_claims(
             if process.returncode != 0:
                 last = log.read_text().strip().splitlines()[-1:] or ["no output"]
                 progress(f"a grading worker failed (exit {process.returncode}): {last[0]}")
-    run.phases["autograde"] = time.perf_counter() - tick
+    result.phases["autograde"] = time.perf_counter() - tick
     outcomes: dict[str, Outcome] = queue.board.outcomes(assignment)
     queue.board.engine.dispose()
     return {s: (o.status, o.message) for s, o in outcomes.items()}
@@ -303,7 +314,7 @@ def worker_command(
     limits: Limits,
     lease_seconds: float,
 ) -> list[str]:
-    """``python -m course_tools.grade ASSIGNMENT --worker ...`` with this run's settings."""
+    """``python -m course_tools.grade ASSIGNMENT --worker ...`` with this grading's settings."""
     command = [sys.executable, "-m", "course_tools.grade", assignment, "--worker"]
     command += ["--root", str(root), "--db-url", db_url, "--lease-seconds", str(lease_seconds)]
     if "source_directory" in directories:
@@ -319,14 +330,14 @@ def worker_command(
 
 def autograde_all(
     assignment: str,
-    to_run: list[Submission],
+    to_autograde: list[Submission],
     root: Path,
     directories: dict[str, str],
     limits: Limits,
     workers: int,
     api,
     tracker: Progress,
-    run: GradingResult,
+    result: GradingResult,
 ) -> None:
     """Execute the submissions in worker processes; record each report in the gradebook here."""
     coursedir = api.coursedir
@@ -335,7 +346,7 @@ def autograde_all(
     with tempfile.TemporaryDirectory(prefix="mcl-grading-") as tmp:
         scratch = Path(tmp)
         staging = scratch / "submitted"
-        for submission in to_run:
+        for submission in to_autograde:
             submission.notes += stage(
                 submission.student, submission.checks, assignment, submitted, staging
             )
@@ -343,7 +354,7 @@ def autograde_all(
         worker_dirs = {
             **directories,
             "submitted_directory": str(staging),
-            "autograded_directory": str(scratch / "executed"),
+            "autograded_directory": str(scratch / "autograded"),
             "feedback_directory": str(folder(coursedir, "feedback_directory")),
         }
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -358,7 +369,8 @@ def autograde_all(
         context = get_context("spawn")
         with ProcessPoolExecutor(workers, context, grade_worker.start, initargs) as pool:
             futures = {
-                pool.submit(grade_worker.grade_submission, assignment, s.student): s for s in to_run
+                pool.submit(grade_worker.grade_submission, assignment, s.student): s
+                for s in to_autograde
             }
             for future in as_completed(futures):
                 submission = futures[future]
@@ -370,14 +382,14 @@ def autograde_all(
                 record(submission, recorder, assignment, cell_timeout)
                 recorded = time.perf_counter() - tick
                 recording += recorded
-                run.execution_seconds[submission.student] = submission.report.seconds
-                run.timings[submission.student] = submission.report.timing()
-                run.timings[submission.student].recording = round(recorded, 2)
-                score = score_text(coursedir, assignment, submission, run.exercises)
+                result.execution_seconds[submission.student] = submission.report.seconds
+                result.timings[submission.student] = submission.report.timing()
+                result.timings[submission.student].recording = round(recorded, 2)
+                score = score_text(coursedir, assignment, submission, result.exercises)
                 tracker.done(
                     submission.student, submission.status, score, submission.report.seconds
                 )
-        run.phases["recording"] = recording
+        result.phases["recording"] = recording
 
 
 def take_report(submission: Submission, assignment: str, cell_timeout: int) -> None:
@@ -397,13 +409,13 @@ def take_report(submission: Submission, assignment: str, cell_timeout: int) -> N
 
 
 def record(submission: Submission, recorder, assignment: str, cell_timeout: int) -> None:
-    """Write a worker's report into the real gradebook (nbgrader autograde, the run replayed)."""
+    """Write a worker's report into the real gradebook (nbgrader autograde, the execution replayed)."""
     report = submission.report
     take_report(submission, assignment, cell_timeout)
     if not report.success:
         return
     REPLAYS.clear()
-    REPLAYS.update({(submission.student, r.notebook): r for r in report.executions})
+    REPLAYS.update({(submission.student, e.notebook): e for e in report.executions})
     try:
         result = recorder.autograde(assignment, submission.student, force=True, create=True)
     finally:
@@ -451,13 +463,13 @@ def sheet_rows(
     only: list[str] | None,
     submitted: Path | None = None,
 ) -> list[SheetRow]:
-    """Rows for every student: scores from the gradebook, status from this run (or the last sheet).
+    """Rows for every student: scores from the gradebook, status from this grading (or the last sheet).
 
-    ``statuses`` maps a student to the status and message this run gave; with ``only``, the
+    ``statuses`` maps a student to the status and message this grading gave; with ``only``, the
     other students keep those of the sheet already at ``sheet``. With ``submitted``, a submission
     the LMS marked late (``LATE_`` in its file name, noted by collect) says so in ``late``.
     A student of the gradebook (the roster) listed nowhere and without a submission folder is
-    ``missing``: a roster imported after the last grading run shows in a rebuilt sheet.
+    ``missing``: a roster imported after the last grading shows in a rebuilt sheet.
     """
     from nbgrader.api import Gradebook
 
