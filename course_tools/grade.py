@@ -6,9 +6,10 @@ from pathlib import Path
 
 from course_tools.course import REPO
 from course_tools.grading import grade_class
+from course_tools.grading.claim_worker import DEFAULT_LEASE_SECONDS
 from course_tools.grading.claims import DatabaseUnreachable, is_server_database
 from course_tools.grading.config import Limits
-from course_tools.grading.grade_class import DEFAULT_LEASE_SECONDS, grade, rebuild_sheet
+from course_tools.grading.grade_class import grade, rebuild_sheet
 from course_tools.grading.kernel import DEFAULT_MEMORY_MB
 from course_tools.grading.report import grading_report
 from course_tools.grading.sandbox import unavailable

@@ -65,7 +65,7 @@ def is_manual_cell(cell: NotebookNode) -> bool:
 
 
 def is_read_only(cell: NotebookNode) -> bool:
-    """Read-only for the student: locked by nbgrader's metadata or by ``LockCells.lock_all_cells``."""
+    """Read-only for the student: locked in its nbgrader metadata or by ``lock_all_cells``."""
     return not is_solution(cell) and bool(
         is_locked(cell) or cell.get("metadata", {}).get("editable") is False
     )

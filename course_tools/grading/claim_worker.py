@@ -29,19 +29,13 @@ from course_tools.grading.claims import (
 )
 from course_tools.grading.config import Limits, grading_config
 from course_tools.grading.discover import discover, fingerprint, stage
-from course_tools.grading.grade_class import (
-    DEFAULT_LEASE_SECONDS,
-    SANDBOX_UID,
-    Submission,
-    check,
-    folder,
-    remove_output,
-    take_report,
-)
+from course_tools.grading.folders import folder, remove_output
 from course_tools.grading.ids import safe_student_id
 from course_tools.grading.kernel import install_kernelspec
 from course_tools.grading.records import WorkerReport
+from course_tools.grading.submission import Submission, check, take_report
 
+DEFAULT_LEASE_SECONDS = 60.0  # a claim's lease, renewed every third of it while its worker lives
 OUTPUT_STEPS = ("autograded_directory", "feedback_directory")
 
 
@@ -154,7 +148,7 @@ class ClaimWorker:
                 private,
                 self.limits,
                 threads,
-                SANDBOX_UID,
+                grade_worker.SANDBOX_UID,
             )
             while True:
                 claim = self.board.claim_next(self.assignment, self.name, self.lease)

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from course_tools.grading.records import Timing
-from course_tools.grading.sheet import Exercise, SheetRow
-from course_tools.grading.status import Status
+from course_tools.grading.sheet import Exercise, SheetRow, read_scores
+from course_tools.grading.status import NOT_GRADED, Status
 
 
 @dataclass
@@ -46,6 +46,19 @@ class Progress:
             f"[{self.count:>{width}}/{self.total}] {student:<16} "
             f"{status:<16} {score:>9} {timing}{warning}"
         )
+
+
+def score_text(
+    coursedir, assignment: str, student: str, status: Status, wanted: list[Exercise]
+) -> str:
+    """``2/3`` for the progress line, ``-`` when not graded."""
+    from nbgrader.api import Gradebook
+
+    if status in NOT_GRADED:
+        return "-"
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        row = read_scores(gb, assignment, student, wanted)
+    return f"{sum(s or 0.0 for s in row.scores.values()):g}/{sum(e.max_score for e in wanted):g}"
 
 
 def grading_report(result: GradingResult) -> str:
