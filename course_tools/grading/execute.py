@@ -115,7 +115,7 @@ class GuardedExecute(Execute):
         self._stopped = ""
         self._output_sizes: dict[int, int] = {}
         self._last_reply: dict | None = None
-        self._executiontime: Path | None = None
+        self._runtime: Path | None = None
         info = (resources or {}).get("nbgrader", {})
         self._execution = NotebookExecution(notebook=info.get("notebook", ""))
         self._execution.flags += audit_answers(nb, self._instructor_code(info))
@@ -130,8 +130,8 @@ class GuardedExecute(Execute):
                     self._execution.memory.append("the kernel's process tree")
                     if self._execution.stopped == Status.KERNEL_DIED:
                         self._execution.stopped = Status.MEMORY
-            if self._executiontime is not None:
-                shutil.rmtree(self._executiontime, ignore_errors=True)
+            if self._runtime is not None:
+                shutil.rmtree(self._runtime, ignore_errors=True)
             self._execution.seconds = round(time.monotonic() - start, 2)
             self._execution.executed = nbformat.writes(nb)
             EXECUTIONS.append(self._execution)
@@ -154,12 +154,12 @@ class GuardedExecute(Execute):
         root takes it back: nothing the student runs can write to the host after that.
         """
         if self.sandboxed:
-            self._executiontime = Path(jupyter_runtime_dir()) / f"kernel-{uuid.uuid4().hex[:12]}"
-            self._executiontime.mkdir(mode=0o700, parents=True)
+            self._runtime = Path(jupyter_runtime_dir()) / f"kernel-{uuid.uuid4().hex[:12]}"
+            self._runtime.mkdir(mode=0o700, parents=True)
             if os.geteuid() == 0:
                 uid = SandboxSpec.from_env().uid
-                os.chown(self._executiontime, uid, uid)
-            self.km.connection_file = str(self._executiontime / "kernel.json")
+                os.chown(self._runtime, uid, uid)
+            self.km.connection_file = str(self._runtime / "kernel.json")
         await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -169,7 +169,7 @@ class GuardedExecute(Execute):
         client = await super().async_start_new_kernel_client()
         self._execution.kernel_seconds = round(time.monotonic() - self._started, 2)
         if self.sandboxed and os.geteuid() == 0:
-            for path in (self._executiontime, *self._executiontime.iterdir()):
+            for path in (self._runtime, *self._runtime.iterdir()):
                 os.chown(path, 0, 0, follow_symlinks=False)
         return client
 
@@ -195,7 +195,7 @@ class GuardedExecute(Execute):
             return cell, self.resources
         try:
             if test:
-                self._execution_test_cell(cell, index)
+                self._run_test_cell(cell, index)
             else:
                 super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
