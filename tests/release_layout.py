@@ -34,6 +34,7 @@ from nbformat import NotebookNode
 from course_tools.grading.cells import (
     grade_id,
     is_code_answer,
+    is_grade,
     is_manual_cell,
     is_read_only,
     is_test_cell,
@@ -147,7 +148,7 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 def points_table_problems(cells: list[NotebookNode]) -> list[str]:
     """Where the introduction's points table disagrees with the graded cells (empty: all fine)."""
     items, problems = graded_items(cells)
-    total = sum(points(c) for c in cells if is_test_cell(c) or is_manual_cell(c))
+    total = sum(points(c) for c in cells if is_grade(c))
     tables = [t for t in markdown_tables(introduction(cells)) if "points" in map(_plain, t[0])]
     if len(tables) != 1:
         return [

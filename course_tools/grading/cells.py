@@ -56,7 +56,7 @@ def is_answer_cell(cell: NotebookNode) -> bool:
 
 def is_code_answer(cell: NotebookNode) -> bool:
     """An answer code cell that test cells check (nbgrader: solution, not grade)."""
-    return cell.cell_type == "code" and is_solution(cell) and not is_grade(cell)
+    return bool(cell.cell_type == "code" and is_solution(cell) and not is_grade(cell))
 
 
 def is_manual_cell(cell: NotebookNode) -> bool:
