@@ -31,7 +31,7 @@ PROJECTED_MACHINES = (1, 4, 16)
 
 @dataclass(frozen=True)
 class Measured:
-    """One configuration's run of the class."""
+    """One configuration's grading of the class."""
 
     database: str
     workers: int
@@ -65,7 +65,7 @@ def grade_class(
     try:
         collect(assignment, lms, course.root)
         start = time.perf_counter()
-        run = grade(
+        result = grade(
             assignment,
             course.root,
             course.source,
@@ -79,10 +79,10 @@ def grade_class(
         os.environ.pop("MCL_GRADEBOOK_URL", None)
         if previous:
             os.environ["MCL_GRADEBOOK_URL"] = previous
-    graded = [r for r in run.rows if r.graded]
+    graded = [r for r in result.rows if r.graded]
     assert len(graded) == students, f"{database} x{workers}: {len(graded)} of {students} graded"
     shutil.rmtree(folder, ignore_errors=True)
-    return Measured(database, workers, students, wall, mean_timing(list(run.timings.values())))
+    return Measured(database, workers, students, wall, mean_timing(list(result.timings.values())))
 
 
 def projection(best: Measured) -> list[str]:

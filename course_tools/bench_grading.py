@@ -25,6 +25,7 @@ from course_tools.course import assignments, notebooks, submit
 from course_tools.grading.config import Limits
 from course_tools.grading.grade_class import grade
 from course_tools.grading.report import GradingResult
+from course_tools.grading.status import Status
 from course_tools.sample_class import Course, build_course, filled, sample_class, solution_answers
 
 
@@ -48,9 +49,9 @@ def one_student(course: Course, assignment: str, sandbox: bool, attempt: int) ->
     path = root / "full.ipynb"
     nbformat.write(filled(course.release_notebook(nb), solution_answers(nb)), path)
     submit(root, nb, "student", path)
-    run = grade(assignment, root, course.source, Limits(sandbox=sandbox), 1, progress=quiet)
-    assert run.rows[0].status == "graded", run.rows[0].message
-    return run.execution_seconds["student"]
+    result = grade(assignment, root, course.source, Limits(sandbox=sandbox), 1, progress=quiet)
+    assert result.rows[0].status is Status.GRADED, result.rows[0].message
+    return result.execution_seconds["student"]
 
 
 def sandbox_cost(course: Course, selected: list[str], repeats: int) -> list[str]:
@@ -80,11 +81,11 @@ def sandbox_cost(course: Course, selected: list[str], repeats: int) -> list[str]
     return lines
 
 
-def line(label: str, run: GradingResult, count: int) -> str:
+def line(label: str, result: GradingResult, count: int) -> str:
     """One result line: class wall time and wall time per submission."""
     return (
-        f"  {label:<20} {count:>3} submissions  {run.seconds:6.1f} s per class  "
-        f"{run.seconds / count:5.2f} s per submission  ({run.workers} worker(s))"
+        f"  {label:<20} {count:>3} submissions  {result.seconds:6.1f} s per class  "
+        f"{result.seconds / count:5.2f} s per submission  ({result.workers} worker(s))"
     )
 
 
@@ -96,10 +97,10 @@ def class_times(course: Course, assignment: str, students: int, worker_counts: l
         folder = sample_class(course, assignment, root / "lms", students)
         collect(assignment, folder, root)
         start = time.perf_counter()
-        run = grade(assignment, root, course.source, Limits(), workers, progress=quiet)
-        run.seconds = round(time.perf_counter() - start, 1)
-        lines.append(line("sample class", run, students))
-        lines.append("    phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items()))
+        result = grade(assignment, root, course.source, Limits(), workers, progress=quiet)
+        result.seconds = round(time.perf_counter() - start, 1)
+        lines.append(line("sample class", result, students))
+        lines.append("    phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items()))
     return lines
 
 

@@ -6,16 +6,17 @@ from pathlib import Path
 
 from course_tools.course import REPO
 from course_tools.grading import cgroups, grade_class
+from course_tools.grading.claim_worker import DEFAULT_LEASE_SECONDS
 from course_tools.grading.claims import DatabaseUnreachable, is_server_database
 from course_tools.grading.config import Limits
-from course_tools.grading.grade_class import DEFAULT_LEASE_SECONDS, grade, rebuild_sheet
+from course_tools.grading.grade_class import grade, rebuild_sheet
 from course_tools.grading.kernel import DEFAULT_MEMORY_MB
 from course_tools.grading.report import grading_report
 from course_tools.grading.sandbox import unavailable
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: grade one assignment and print the summary."""
+    """Command line: grade one assignment and print the report."""
     parser = argparse.ArgumentParser(description=grade_class.__doc__.split("\n\n")[0])
     parser.add_argument("assignment")
     parser.add_argument("--student", action="append", help="only this student (repeatable)")
@@ -60,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.worker:
             sys.exit(work(args, limits))
         if args.sheet_only:
-            run = rebuild_sheet(args.assignment, args.root, args.sheet, args.db_url)
+            result = rebuild_sheet(args.assignment, args.root, args.sheet, args.db_url)
         else:
-            run = grade(
+            result = grade(
                 args.assignment,
                 args.root,
                 args.source,
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     except DatabaseUnreachable as exc:
         sys.exit(f"error: {exc}")
-    print(grading_report(run), flush=True)
+    print(grading_report(result), flush=True)
     sys.exit(0)
 
 
@@ -102,8 +103,8 @@ def work(args: argparse.Namespace, limits: Limits) -> int:
         args.lease_seconds,
         say=lambda line: print(line, flush=True),
     )
-    summary = worker.run()
-    print(f"worker {summary.name} done: graded {len(summary.graded)} submission(s)", flush=True)
+    done = worker.work()
+    print(f"worker {done.name} done: graded {len(done.graded)} submission(s)", flush=True)
     return 0
 
 

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import jupytext
 from nbformat import NotebookNode
-from nbgrader.utils import is_grade, is_solution
 
 import lab_utils
+from course_tools.grading.cells import is_code_answer, without_solution_markers
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 REQUEST = re.compile(r"^from course_tools\.provided import ", re.M)
-MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 DEFINED = re.compile(r"^(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 # What the provided code may use besides lab_utils' exports, as the import that binds it (in
 # ruff's isort order).
@@ -48,7 +47,7 @@ def answer_cells() -> dict[str, tuple[str, str]]:
         if path.name.startswith("_"):
             continue
         for cell in jupytext.read(path, fmt="py:percent").cells:
-            if cell.cell_type == "code" and is_solution(cell) and not is_grade(cell):
+            if is_code_answer(cell):
                 for name in DEFINED.findall(cell.source):
                     found[name] = (path.parent.name, cell.source)
     return found
@@ -83,10 +82,7 @@ def provided_source(names: list[str], for_assignment: str | None = None) -> str:
         source = answers[name][1]
         if source not in sources:
             sources.append(source)
-    body = "\n\n\n".join(
-        "\n".join(line for line in source.splitlines() if line.strip() not in MARKERS).strip()
-        for source in sources
-    )
+    body = "\n\n\n".join(without_solution_markers(source).strip() for source in sources)
     used = {node.id for node in ast.walk(ast.parse(body)) if isinstance(node, ast.Name)}
     lines = [IMPORTS[name] for name in IMPORTS if name in used]
     lab = sorted(name for name in used if name in lab_utils.__all__)

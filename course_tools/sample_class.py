@@ -19,7 +19,7 @@ from course_tools.course import (
     nbgrader_api,
     notebooks,
 )
-from course_tools.grading.cells import SOLUTION_MARKERS, grade_id, is_answer_cell
+from course_tools.grading.cells import grade_id, is_answer_cell, without_solution_markers
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,7 @@ def build_course(root: Path, db_url: str | None = None, only: list[str] | None =
 def solution_answers(nb: Notebook) -> dict[str, str]:
     """Every answer cell of the instructor's solution, solution markers removed."""
     cells = nb.read().cells
-    return {
-        grade_id(c): "\n".join(
-            line for line in c.source.splitlines() if line.strip() not in SOLUTION_MARKERS
-        )
-        for c in cells
-        if is_answer_cell(c)
-    }
+    return {grade_id(c): without_solution_markers(c.source) for c in cells if is_answer_cell(c)}
 
 
 def filled(release: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:

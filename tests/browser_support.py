@@ -20,6 +20,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from course_tools.grading.cells import grade_id, is_answer_cell, without_solution_markers
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that work on this machine's closed network (see the machine notes); Playwright adds a fresh
 # --user-data-dir of its own to every launch.
@@ -251,37 +253,27 @@ def launch_chromium(playwright: Any) -> Any:
     )
 
 
-def strip_solution_markers(source: str) -> str:
-    """An answer as a student would type it: the source without nbgrader's solution markers."""
-    return "\n".join(
-        line
-        for line in source.splitlines()
-        if not re.match(r"\s*#*\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$", line)
-    )
-
-
 def solved_notebook(release: Path, source: Path) -> nbformat.NotebookNode:
     """The release notebook with every answer cell filled in from the solution (a solved copy).
 
     Locked cells keep the release's text and checksums, so Validate also checks they are unchanged.
     """
     answers = {
-        cell.metadata["nbgrader"]["grade_id"]: cell.source
+        grade_id(cell): without_solution_markers(cell.source)
         for cell in nbformat.read(source, as_version=4).cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
+        if is_answer_cell(cell)
     }
     notebook = nbformat.read(release, as_version=4)
     filled = set()
     for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            if meta["grade_id"] not in answers:
+        if is_answer_cell(cell):
+            if grade_id(cell) not in answers:
                 raise ValueError(
-                    f"{release} has answer cell {meta['grade_id']!r} that the solution lacks: "
+                    f"{release} has answer cell {grade_id(cell)!r} that the solution lacks: "
                     "the release is out of date (run `python -m course_tools.release`)."
                 )
-            cell.source = strip_solution_markers(answers[meta["grade_id"]])
-            filled.add(meta["grade_id"])
+            cell.source = answers[grade_id(cell)]
+            filled.add(grade_id(cell))
     missing = set(answers) - filled
     if missing:
         raise ValueError(

@@ -44,7 +44,7 @@ def private_course(built_course, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def executed_notebook(built_course) -> Callable[[Notebook], Path]:
-    """``run(nb)``: the solution notebook ``nb`` executed by papermill, once per test run.
+    """``executed(nb)``: the solution notebook ``nb`` executed by papermill, once per test run.
 
     The executed copy sits next to the shared build, so every xdist worker reuses the first run
     (a file lock per notebook makes the others wait for it). Tests asserting a notebook's
@@ -52,7 +52,7 @@ def executed_notebook(built_course) -> Callable[[Notebook], Path]:
     """
     out_dir = built_course.parent / "executed"
 
-    def run(nb: Notebook) -> Path:
+    def executed(nb: Notebook) -> Path:
         done = out_dir / nb.assignment / f"{nb.name}.done"
         with FileLock(str(built_course.parent / f"executed-{nb.assignment}-{nb.name}.lock")):
             if not done.exists():
@@ -60,4 +60,4 @@ def executed_notebook(built_course) -> Callable[[Notebook], Path]:
                 done.touch()
         return out_dir / nb.assignment / f"{nb.name}.ipynb"
 
-    return run
+    return executed

@@ -22,31 +22,30 @@
    to the notebook's total points. A row with a ``total`` cell is optional; if present, it must
    equal that total.
 
-Cells are classified with nbgrader's own ``is_grade``, ``is_solution`` and ``is_locked``.
+Cells are classified by :mod:`course_tools.grading.cells` (nbgrader's own ``is_grade``, ``is_solution``
+and ``is_locked``).
 """
 
 import re
 from dataclasses import dataclass, field
 
 from nbformat import NotebookNode
-from nbgrader.utils import is_grade, is_locked, is_solution
 
-from course_tools.grading.cells import grade_id, points
+from course_tools.grading.cells import (
+    grade_id,
+    is_code_answer,
+    is_grade,
+    is_manual_cell,
+    is_read_only,
+    is_test_cell,
+    points,
+    solution_lines,
+)
 
 TEXT_STUB = "YOUR ANSWER HERE"  # c.ClearSolutions.text_stub in nbgrader_config.py
 MIN_PROMPT_WORDS = 12
 DEFINED = re.compile(r"^(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 BACKTICKED = re.compile(r"`([A-Za-z_]\w*)")
-
-
-def is_manually_graded(cell: NotebookNode) -> bool:
-    """A cell a person grades: nbgrader grade and solution."""
-    return is_grade(cell) and is_solution(cell)
-
-
-def is_student_locked(cell: NotebookNode) -> bool:
-    """Read-only for the student: locked in nbgrader's metadata or by ``LockCells.lock_all_cells``."""
-    return not is_solution(cell) and (is_locked(cell) or cell.metadata.get("editable") is False)
 
 
 def _words(text: str) -> list[str]:
@@ -57,14 +56,14 @@ def prompt_problems(cells: list[NotebookNode]) -> list[str]:
     """Every hand-graded cell without a visible, locked prompt right before it (empty: all fine)."""
     problems = []
     for i, cell in enumerate(cells):
-        if not is_manually_graded(cell):
+        if not is_manual_cell(cell):
             continue
         name = f"hand-graded cell {grade_id(cell)!r} ({points(cell):g} points)"
         prompt = cells[i - 1] if i > 0 else None
         if prompt is None or prompt.cell_type != "markdown":
             kind = "nothing" if prompt is None else f"a {prompt.cell_type} cell"
             problems.append(f"{name} follows {kind}, not a markdown prompt")
-        elif not is_student_locked(prompt):
+        elif not is_read_only(prompt):
             problems.append(f"{name}: the prompt before it is not locked (the student can edit it)")
         elif prompt.metadata.get("jupyter", {}).get("source_hidden"):
             problems.append(f"{name}: the prompt before it is hidden")
@@ -94,15 +93,15 @@ def graded_items(cells: list[NotebookNode]) -> tuple[list[GradedItem], list[str]
     problems = []
     answer: GradedItem | None = None  # the item of the last answer cell
     for cell in cells:
-        if is_solution(cell) and not is_grade(cell):
+        if is_code_answer(cell):
             names = tuple(DEFINED.findall(cell.source))
             answer = GradedItem(names[0] if names else grade_id(cell), names, written=False)
             added = False
-        elif is_manually_graded(cell):
+        elif is_manual_cell(cell):
             item = GradedItem(grade_id(cell), (), written=True, points=points(cell))
             item.grade_ids.append(grade_id(cell))
             items.append(item)
-        elif is_grade(cell):
+        elif is_test_cell(cell):
             if answer is None or not answer.names:
                 problems.append(
                     f"test cell {grade_id(cell)!r} follows no answer cell defining a function"
@@ -212,20 +211,15 @@ MIN_ANSWER_LINE = 16  # shorter lines (``return x``, ``else:``) may appear anywh
 
 def solution_regions(cells: list[NotebookNode]) -> dict[str, list[str]]:
     """``{answer grade_id: the significant stripped lines between its solution markers}``."""
-    regions = {}
-    for cell in cells:
-        if not (is_solution(cell) and not is_grade(cell) and cell.cell_type == "code"):
-            continue
-        inside, lines = False, []
-        for line in cell.source.splitlines():
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif inside and len(line.strip()) >= MIN_ANSWER_LINE:
-                lines.append(line.strip())
-        regions[grade_id(cell)] = lines
-    return regions
+    return {
+        grade_id(cell): [
+            line.strip()
+            for line in solution_lines(cell.source)
+            if len(line.strip()) >= MIN_ANSWER_LINE
+        ]
+        for cell in cells
+        if is_code_answer(cell)
+    }
 
 
 def leaked(regions: dict[str, list[str]], text: str) -> list[str]:

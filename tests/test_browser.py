@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from course_tools.course import BUILD, REPO, Notebook, build_source, notebooks
+from course_tools.grading.cells import is_answer_cell, is_test_cell
 from tests.browser_support import (
     JupyterLab,
     NotebookPage,
@@ -186,18 +187,15 @@ def _release_run(session: Session, nb: Notebook) -> ReleaseRun:
     steps = Steps()
     with session.notebook(relative) as notebook:
         steps.lap("open")
-        cells = notebook.model()["cells"]
-        meta = [c["metadata"] for c in cells]
+        cells = [nbformat.from_dict(c) for c in notebook.model()["cells"]]
         stubs = [
-            i
-            for i, m in enumerate(meta)
-            if m.get("nbgrader", {}).get("solution") and STUB in "".join(cells[i]["source"])
+            i for i, c in enumerate(cells) if is_answer_cell(c) and STUB in "".join(c["source"])
         ]
         assert stubs, "the release has no `raise NotImplementedError()` stub"
         stub = stubs[0]
         # nbgrader locks every cell but the answers (LockCells.lock_all_cells): the rest must be
         # read-only in the UI, whatever the release's metadata says.
-        locked = [i for i, m in enumerate(meta) if not m.get("nbgrader", {}).get("solution")]
+        locked = [i for i, c in enumerate(cells) if not is_answer_cell(c)]
         edited, deleted = _try_to_change(notebook, cells, locked)
         answer_editable = _answer_takes_typing(notebook, stub)
         steps.lap("locks")
@@ -212,7 +210,7 @@ def _release_run(session: Session, nb: Notebook) -> ReleaseRun:
             for i, out in error_outputs(notebook.model())
             if i < stub
         ]
-        tests = [i for i in range(stub + 1, len(cells)) if meta[i].get("nbgrader", {}).get("grade")]
+        tests = [i for i in range(stub + 1, len(cells)) if is_test_cell(cells[i])]
         notebook.select(stub)
         for _ in range(stub, (tests[0] if tests else stub) + 1):
             notebook.run_selected(RUN_TIMEOUT)
@@ -240,7 +238,7 @@ def _release_run(session: Session, nb: Notebook) -> ReleaseRun:
 
 
 def _try_to_change(
-    notebook: NotebookPage, cells: list[dict], locked: list[int]
+    notebook: NotebookPage, cells: list[nbformat.NotebookNode], locked: list[int]
 ) -> tuple[list[int], list[int]]:
     """Type into, then delete, some locked cells; returns ``(edited, deleted)`` as seen after."""
     edited, deleted = [], []
@@ -271,9 +269,9 @@ def _answer_takes_typing(notebook: NotebookPage, answer: int) -> bool:
     return typed
 
 
-def _probes(cells: list[dict], locked: list[int]) -> list[int]:
+def _probes(cells: list[nbformat.NotebookNode], locked: list[int]) -> list[int]:
     """Locked cells to try to change: every test cell, the first read-only markdown and code cell."""
-    tests = {i for i in locked if cells[i]["metadata"].get("nbgrader", {}).get("grade")}
+    tests = {i for i in locked if is_test_cell(cells[i])}
     firsts = {
         next((i for i in locked if cells[i]["cell_type"] == kind), None)
         for kind in ("markdown", "code")

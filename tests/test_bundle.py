@@ -21,11 +21,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.utils import is_grade, is_solution
 
 from course_tools.bundle import NAME, STUDENT_REQUIREMENTS, build_bundle
 from course_tools.course import RELEASE, REPO, assignments
-from course_tools.grading.cells import HIDDEN_BEGIN, HIDDEN_END, SOLUTION_MARKERS
+from course_tools.grading.cells import (
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    SOLUTION_MARKERS,
+    is_code_answer,
+    is_test_cell,
+)
 from tests.release_layout import leaked
 from tests.test_release_layout import IDS, NOTEBOOKS, _answers, _provided_to
 
@@ -322,6 +327,6 @@ def test_released_notebook_runs_to_its_first_stub_in_the_student_venv(bundle, st
             assert cell.execution_count is not None, f"cell {i} did not run"
     error = next(o for o in cells[first].outputs if o.output_type == "error")
     assert error.ename == "NotImplementedError", f"{error.ename}: {error.evalue}"
-    answers = [c for i, c in code if i < first and is_solution(c) and not is_grade(c)]
+    answers = [c for i, c in code if i < first and is_code_answer(c)]
     assert answers and "raise NotImplementedError()" in answers[-1].source
-    assert is_grade(cells[first]), "the stub should first fail in the test cell below it"
+    assert is_test_cell(cells[first]), "the stub should first fail in the test cell below it"

@@ -103,7 +103,7 @@ def snapshot(top: Path, skip: Path) -> dict[str, tuple]:
     return found
 
 
-def run(cls: Class, source: Path | None = None, **options) -> CollectReport:
+def collect_checked(cls: Class, source: Path | None = None, **options) -> CollectReport:
     """Collect ``source`` (default the download folder); check nothing outside the target changed."""
     top = cls.root.parent
     before = snapshot(top, cls.submitted)
@@ -164,7 +164,7 @@ def test_conservative_student_ids_are_safe(text):
 def test_flat_file_with_unsafe_id_is_not_collected(cls):
     for student in ["*", "honest2 ", "-rf", "honest2"]:
         (cls.source / f"{student}_{NOTEBOOK}.ipynb").write_bytes(NOTEBOOK_BYTES)
-    report = run(cls, regexp=r"^(?P<student_id>[^_]*)_")
+    report = collect_checked(cls, regexp=r"^(?P<student_id>[^_]*)_")
     assert sorted(report.unmatched) == [
         (f"*_{NOTEBOOK}.ipynb", "unsafe student id '*': glob character '*'"),
         (f"-rf_{NOTEBOOK}.ipynb", "unsafe student id '-rf': leading dash"),
@@ -177,7 +177,7 @@ def test_layout_folder_with_unsafe_id_is_not_collected(cls):
     for student in ["*", "honest2 ", "-rf", ".hidden", "honest2"]:
         cls.layout(student).write_bytes(NOTEBOOK_BYTES)
     (cls.source / "[ab]" / ASSIGNMENT).mkdir(parents=True)  # nothing in it: the folder is named
-    report = run(cls)
+    report = collect_checked(cls)
     name = f"{ASSIGNMENT}/{NOTEBOOK}.ipynb"
     assert sorted(report.unmatched) == [
         (f"*/{name}", "unsafe student id '*': glob character '*'"),
@@ -191,7 +191,7 @@ def test_layout_folder_with_unsafe_id_is_not_collected(cls):
 
 def test_report_quotes_a_name_with_control_characters(cls):
     cls.layout("a\x1b[2Jb").write_bytes(NOTEBOOK_BYTES)
-    report = run(cls)
+    report = collect_checked(cls)
     text = report.text(ASSIGNMENT, cls.submitted)
     assert "\x1b" not in text
     assert repr(f"a\x1b[2Jb/{ASSIGNMENT}/{NOTEBOOK}.ipynb") in text
@@ -235,7 +235,7 @@ def write_timestamp(cls: Class, path: Path, kind: str) -> None:
 def test_bad_timestamp_is_ignored_and_reported(cls, kind, reason):
     cls.layout("alice").write_bytes(NOTEBOOK_BYTES)
     write_timestamp(cls, cls.source / "alice" / ASSIGNMENT / "timestamp.txt", kind)
-    report = run(cls)
+    report = collect_checked(cls)
     message = f"ignored ({reason}); collected without a timestamp"
     assert report.warnings == [(f"alice/{ASSIGNMENT}/timestamp.txt", message)]
     assert collected(cls) == [f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
@@ -244,7 +244,7 @@ def test_bad_timestamp_is_ignored_and_reported(cls, kind, reason):
 def test_timestamp_time_zone_is_never_opened_as_a_file(cls):
     cls.layout("alice").write_bytes(NOTEBOOK_BYTES)
     write_timestamp(cls, cls.source / "alice" / ASSIGNMENT / "timestamp.txt", "time zone path")
-    report = run(cls)
+    report = collect_checked(cls)
     reason = "not a time zone: '../../outside/secret.ipynb'"
     message = f"ignored ({reason}); collected without a timestamp"
     assert report.warnings == [(f"alice/{ASSIGNMENT}/timestamp.txt", message)]
@@ -255,7 +255,7 @@ def test_good_timestamp_is_kept(cls):
     (cls.source / "alice" / ASSIGNMENT / "timestamp.txt").write_text(
         "2024-03-04 05:06:07.000008 UTC\n"
     )
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.warnings == []
     stamp = cls.submitted / "alice" / ASSIGNMENT / "timestamp.txt"
     assert stamp.read_text() == "2024-03-04 05:06:07.000008"
@@ -266,7 +266,7 @@ def test_good_timestamp_is_kept(cls):
 
 def test_layout_symlink_to_a_file_is_not_followed(cls):
     cls.layout("alice").symlink_to(cls.secret)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb", SYMLINK)]
     assert collected(cls) == []
 
@@ -274,7 +274,7 @@ def test_layout_symlink_to_a_file_is_not_followed(cls):
 def test_layout_symlink_to_a_folder_is_not_followed(cls):
     cls.layout("alice").write_bytes(NOTEBOOK_BYTES)
     (cls.source / "alice" / ASSIGNMENT / "extra").symlink_to(cls.secret_folder / ASSIGNMENT)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"alice/{ASSIGNMENT}/extra", SYMLINK)]
     assert collected(cls) == [f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -282,7 +282,7 @@ def test_layout_symlink_to_a_folder_is_not_followed(cls):
 def test_layout_student_folder_symlink_is_not_followed(cls):
     cls.layout("alice").write_bytes(NOTEBOOK_BYTES)
     (cls.source / "mallory").symlink_to(cls.secret_folder)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [("mallory", SYMLINK)]
     assert collected(cls) == [f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -291,7 +291,7 @@ def test_layout_assignment_folder_symlink_is_not_followed(cls):
     cls.layout("alice").write_bytes(NOTEBOOK_BYTES)
     (cls.source / "mallory").mkdir()
     (cls.source / "mallory" / ASSIGNMENT).symlink_to(cls.secret_folder / ASSIGNMENT)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"mallory/{ASSIGNMENT}", SYMLINK)]
     assert collected(cls) == [f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -300,7 +300,7 @@ def test_flat_symlinks_are_not_followed(cls):
     (cls.source / f"alice_1_{NOTEBOOK}.ipynb").symlink_to(cls.secret)
     (cls.source / "more").symlink_to(cls.secret_folder / ASSIGNMENT)
     (cls.source / f"bob_1_{NOTEBOOK}.ipynb").write_bytes(NOTEBOOK_BYTES)
-    report = run(cls)
+    report = collect_checked(cls)
     assert sorted(report.unmatched) == [(f"alice_1_{NOTEBOOK}.ipynb", SYMLINK), ("more", SYMLINK)]
     assert collected(cls) == [f"bob/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -324,7 +324,7 @@ def make_special(path: Path, kind: str) -> None:
 def test_layout_special_file_is_not_read(cls, kind):
     make_special(cls.layout("alice"), kind)
     cls.layout("bob").write_bytes(NOTEBOOK_BYTES)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb", SPECIAL_FILE)]
     assert collected(cls) == [f"bob/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -332,7 +332,7 @@ def test_layout_special_file_is_not_read(cls, kind):
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_flat_special_file_is_not_read(cls, kind):
     make_special(cls.source / f"alice_1_{NOTEBOOK}.ipynb", kind)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"alice_1_{NOTEBOOK}.ipynb", SPECIAL_FILE)]
     assert collected(cls) == []
 
@@ -340,7 +340,7 @@ def test_flat_special_file_is_not_read(cls, kind):
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
 def test_device_file_is_not_read(cls):
     os.mknod(cls.layout("alice"), stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(f"alice/{ASSIGNMENT}/{NOTEBOOK}.ipynb", SPECIAL_FILE)]
 
 
@@ -348,7 +348,7 @@ def test_flat_hidden_folder_is_not_searched(cls):
     (cls.source / ".ipynb_checkpoints").mkdir()
     (cls.source / ".ipynb_checkpoints" / f"alice_1_{NOTEBOOK}.ipynb").write_bytes(b"old")
     (cls.source / f"alice_1_{NOTEBOOK}.ipynb").write_bytes(NOTEBOOK_BYTES)
-    report = run(cls)
+    report = collect_checked(cls)
     assert report.unmatched == [(".ipynb_checkpoints", HIDDEN_FOLDER)]
     assert (cls.submitted / "alice" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").read_bytes() == (
         NOTEBOOK_BYTES
@@ -378,7 +378,7 @@ def test_zip_symlink_member_is_not_collected(cls):
             (f"bob_1_{NOTEBOOK}.ipynb", NOTEBOOK_BYTES, stat.S_IFREG | 0o644),
         ],
     )
-    report = run(cls, archive)
+    report = collect_checked(cls, archive)
     assert report.unmatched == [(f"alice_1_{NOTEBOOK}.ipynb", SYMLINK)]
     assert collected(cls) == [f"bob/{ASSIGNMENT}/{NOTEBOOK}.ipynb"]
 
@@ -388,7 +388,7 @@ def test_zip_special_member_is_not_collected(cls):
         cls.root.parent / "download.zip",
         [(f"alice_1_{NOTEBOOK}.ipynb", b"", stat.S_IFIFO | 0o644)],
     )
-    report = run(cls, archive)
+    report = collect_checked(cls, archive)
     assert report.unmatched == [(f"alice_1_{NOTEBOOK}.ipynb", SPECIAL_FILE)]
 
 
@@ -404,7 +404,7 @@ def test_zip_special_member_is_not_collected(cls):
 )
 def test_zip_member_with_unsafe_path_is_not_extracted(cls, name):
     archive = write_zip(cls.root.parent / "download.zip", [(name, SECRET, stat.S_IFREG | 0o644)])
-    report = run(cls, archive)
+    report = collect_checked(cls, archive)
     assert report.unmatched == [(name, UNSAFE_ZIP_PATH)]
     assert collected(cls) == []
 
@@ -416,7 +416,7 @@ def test_zip_with_too_many_members_is_refused(cls, monkeypatch):
     with pytest.raises(
         SystemExit, match=r"more than 3 files or 4096 MB unpacked; nothing collected"
     ):
-        run(cls, archive)
+        collect_checked(cls, archive)
     assert not cls.submitted.exists()
 
 
@@ -430,7 +430,7 @@ def test_zip_bomb_is_refused_before_unpacking(cls):
         start += 4
     archive.write_bytes(bytes(data))
     with pytest.raises(SystemExit, match=r"more than 20000 files or 4096 MB unpacked"):
-        run(cls, archive)
+        collect_checked(cls, archive)
     assert not cls.submitted.exists()
 
 
@@ -440,7 +440,7 @@ def test_zip_bomb_is_refused_before_unpacking(cls):
 def test_collected_file_is_a_byte_identical_regular_file(cls):
     data = bytes(range(256)) * 1000
     cls.layout("alice").write_bytes(data)
-    run(cls)
+    collect_checked(cls)
     copy = cls.submitted / "alice" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
     assert stat.S_ISREG(copy.lstat().st_mode)
     assert copy.read_bytes() == data

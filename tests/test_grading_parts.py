@@ -10,7 +10,16 @@ import pytest
 from course_tools.course import REPO, notebooks
 from course_tools.grading import cgroups
 from course_tools.grading.audit import audit_answers, audit_cell, instructor_code
-from course_tools.grading.cells import metadata_problem, released_source, split_hidden
+from course_tools.grading.cells import (
+    is_code_answer,
+    is_read_only,
+    is_test_cell,
+    metadata_problem,
+    released_source,
+    solution_lines,
+    split_hidden,
+    without_solution_markers,
+)
 from course_tools.grading.checks import read_notebook
 from course_tools.grading.discover import SECRET_FILE, readable_timestamp, stage, submission_folders
 from course_tools.grading.execute import hidden_outcome, raised_in_student_code
@@ -67,6 +76,30 @@ def test_hidden_part_is_split_from_the_visible_part():
     source = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS\n"
     assert split_hidden(source) == ("assert f(1) == 2", "assert f(2) == 4")
     assert released_source(source) == "assert f(1) == 2"
+
+
+ANSWER = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
+
+
+def test_solution_lines_are_the_lines_between_the_markers():
+    assert solution_lines(ANSWER) == ["    return 2 * x"]
+
+
+def test_an_answer_without_solution_markers_is_what_a_student_types():
+    assert without_solution_markers(ANSWER) == "def f(x):\n    return 2 * x"
+
+
+def test_a_code_answer_is_neither_a_test_cell_nor_read_only():
+    answer = cell(ANSWER, solution=True, grade=False, grade_id="f")
+    test = cell("assert f(1) == 2", grade=True, grade_id="f_tests", points=1, locked=True)
+    assert is_code_answer(answer) and not is_test_cell(answer) and not is_read_only(answer)
+    assert is_test_cell(test) and not is_code_answer(test) and is_read_only(test)
+
+
+def test_a_cell_lock_all_cells_made_uneditable_is_read_only():
+    plain = cell()
+    plain.metadata["editable"] = False
+    assert is_read_only(plain) and not is_read_only(cell())
 
 
 # -------------------------------------------------------------------------------------- checks

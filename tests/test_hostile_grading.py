@@ -377,7 +377,7 @@ def graded(tmp_path_factory, request) -> Iterator[Graded]:
     try:
         with captured_fds(terminal):
             tick = time.perf_counter()
-            run = grade(
+            result = grade(
                 ASSIGNMENT, places.root, course.source, limits(), WORKERS, progress=progress.append
             )
             seconds["hostile"] = time.perf_counter() - tick
@@ -393,7 +393,7 @@ def graded(tmp_path_factory, request) -> Iterator[Graded]:
     leftover = sandbox_processes(watch.workers)
     result = Graded(
         hostile=hostile,
-        rows={r.student: r for r in run.rows},
+        rows={r.student: r for r in result.rows},
         alone_root=alone_root,
         alone={r.student: r for r in alone.rows},
         before=before,

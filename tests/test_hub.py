@@ -28,7 +28,7 @@ import pytest
 from filelock import FileLock
 
 from course_tools.course import BUILD, REPO, Notebook
-from course_tools.grading.cells import SOLUTION_MARKERS
+from course_tools.grading.cells import is_test_cell, split_hidden
 from course_tools.hub import ClassHub, install
 from course_tools.sample_class import filled, solution_answers
 from tests.browser_support import (
@@ -245,15 +245,13 @@ def _feedback_text(page: Any, panel: Any) -> str:
 
 def _hidden_asserts() -> list[str]:
     """Assert lines of the notebook's hidden tests (none may reach a student)."""
-    lines, hidden = [], False
-    for line in NB.solution_text.read_text().splitlines():
-        text = line.strip().lstrip("#").strip()
-        if text in SOLUTION_MARKERS or "HIDDEN TESTS" in text:
-            hidden = "BEGIN HIDDEN TESTS" in text
-            continue
-        if hidden and line.strip().startswith("assert "):
-            lines.append(line.strip())
-    return lines
+    return [
+        line.strip()
+        for cell in NB.read().cells
+        if is_test_cell(cell)
+        for line in split_hidden(cell.source)[1].splitlines()
+        if line.strip().startswith("assert ")
+    ]
 
 
 def _solve(user: LocalUser, kind: str) -> None:

@@ -204,16 +204,16 @@ def concurrent(server, shared):  # noqa: F811 - the fixture imported above
     return json.loads((folder / "result.json").read_text())
 
 
-@pytest.mark.parametrize("run", ["two", "three"])
-def test_concurrent_workers_grade_each_submission_exactly_once(concurrent, run):
-    everyone = [student for batch in concurrent[run] for student in batch]
+@pytest.mark.parametrize("workers", ["two", "three"])
+def test_concurrent_workers_grade_each_submission_exactly_once(concurrent, workers):
+    everyone = [student for batch in concurrent[workers] for student in batch]
     assert sorted(everyone) == concurrent["students"]
-    assert set(concurrent[f"attempts_{run}"].values()) == {1}
+    assert set(concurrent[f"attempts_{workers}"].values()) == {1}
 
 
-@pytest.mark.parametrize("run", ["two", "three"])
-def test_every_concurrent_worker_takes_part(concurrent, run):
-    assert all(concurrent[run])
+@pytest.mark.parametrize("workers", ["two", "three"])
+def test_every_concurrent_worker_takes_part(concurrent, workers):
+    assert all(concurrent[workers])
 
 
 def test_manual_grade_entered_during_grading_survives(concurrent):

@@ -6,10 +6,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.preprocessors import ClearSolutions, LockCells
-from nbgrader.utils import is_solution
 
 from course_tools.course import REPO, course_config, notebooks
-from course_tools.grading.cells import grade_id
+from course_tools.grading.cells import grade_id, is_answer_cell
 from course_tools.provided import DEFINED, REQUEST, provided_source, requested_names
 from tests.release_layout import leaked, points_table_problems, prompt_problems, solution_regions
 
@@ -53,7 +52,7 @@ def _provided_to(nb) -> set[str]:
         grade_id(cell)
         for other in NOTEBOOKS
         for cell in _raw_cells(other)
-        if is_solution(cell) and names & set(DEFINED.findall(cell.source))
+        if is_answer_cell(cell) and names & set(DEFINED.findall(cell.source))
     }
 
 

@@ -141,8 +141,8 @@ def test_sheet_lists_every_rostered_student_with_timestamp_and_lateness(tmp_path
     collect(ASSIGNMENT, lms, root)
 
     limits = Limits(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, MEMORY_MB)
-    run = grade(ASSIGNMENT, root, course.source, limits, 2, progress=lambda _: None)
-    sheet = read_sheet(run.sheet)
+    result = grade(ASSIGNMENT, root, course.source, limits, 2, progress=lambda _: None)
+    sheet = read_sheet(result.sheet)
     assert sorted(sheet) == ["1001", "1002", "1003", "1004"]
     assert sheet["1004"]["status"] == "missing" and sheet["1004"]["total"] == ""
     on_time, late, marked = sheet["1001"], sheet["1002"], sheet["1003"]

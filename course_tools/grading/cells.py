@@ -54,9 +54,39 @@ def is_answer_cell(cell: NotebookNode) -> bool:
     return bool(is_solution(cell))
 
 
+def is_code_answer(cell: NotebookNode) -> bool:
+    """An answer code cell that test cells check (nbgrader: solution, not grade)."""
+    return bool(cell.cell_type == "code" and is_solution(cell) and not is_grade(cell))
+
+
 def is_manual_cell(cell: NotebookNode) -> bool:
     """A graded answer a person scores (nbgrader: grade and solution)."""
     return bool(is_grade(cell) and is_solution(cell))
+
+
+def is_read_only(cell: NotebookNode) -> bool:
+    """Read-only for the student: locked in its nbgrader metadata or by ``lock_all_cells``."""
+    return not is_solution(cell) and bool(
+        is_locked(cell) or cell.get("metadata", {}).get("editable") is False
+    )
+
+
+def without_solution_markers(source: str) -> str:
+    """An answer as a student would type it: ``source`` without its solution marker lines."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
+def solution_lines(source: str) -> list[str]:
+    """The lines between an answer cell's solution markers (what the release replaces by a stub)."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if SOLUTION_MARKERS[0] in line:
+            inside = True
+        elif SOLUTION_MARKERS[1] in line:
+            inside = False
+        elif inside:
+            lines.append(line)
+    return lines
 
 
 def split_hidden(source: str) -> tuple[str, str]:
@@ -88,13 +118,17 @@ __all__ = [
     "grade_id",
     "hidden_lines",
     "is_answer_cell",
+    "is_code_answer",
     "is_grade",
     "is_locked",
     "is_manual_cell",
+    "is_read_only",
     "is_solution",
     "is_test_cell",
     "metadata_problem",
     "points",
     "released_source",
+    "solution_lines",
     "split_hidden",
+    "without_solution_markers",
 ]

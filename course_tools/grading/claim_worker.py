@@ -29,24 +29,18 @@ from course_tools.grading.claims import (
 )
 from course_tools.grading.config import Limits, grading_config
 from course_tools.grading.discover import discover, fingerprint, stage
-from course_tools.grading.grade_class import (
-    DEFAULT_LEASE_SECONDS,
-    SANDBOX_UID,
-    Submission,
-    check,
-    folder,
-    remove_output,
-    take_report,
-)
+from course_tools.grading.folders import folder, remove_output
 from course_tools.grading.ids import safe_student_id
 from course_tools.grading.kernel import install_kernelspec
 from course_tools.grading.records import WorkerReport
+from course_tools.grading.submission import Submission, check, take_report
 
+DEFAULT_LEASE_SECONDS = 60.0  # a claim's lease, renewed every third of it while its worker lives
 OUTPUT_STEPS = ("autograded_directory", "feedback_directory")
 
 
 @dataclass
-class WorkerSummary:
+class WorkDone:
     """What one worker did: the students it graded (claims it finished), in order."""
 
     name: str
@@ -132,9 +126,9 @@ class ClaimWorker:
         self.board.enqueue(self.assignment, {s: fingerprint(p) for s, p in found.items()})
         return len(found)
 
-    def run(self, poll_seconds: float = 2.0) -> WorkerSummary:
+    def work(self, poll_seconds: float = 2.0) -> WorkDone:
         """Claim and grade until every submission of the assignment is done."""
-        summary = WorkerSummary(self.name)
+        done = WorkDone(self.name)
         self.enqueue()
         with tempfile.TemporaryDirectory(prefix="mcl-claim-worker-") as tmp:
             scratch = Path(tmp)
@@ -154,19 +148,19 @@ class ClaimWorker:
                 private,
                 self.limits,
                 threads,
-                SANDBOX_UID,
+                grade_worker.SANDBOX_UID,
             )
             while True:
                 claim = self.board.claim_next(self.assignment, self.name, self.lease)
                 if claim is None:
                     if self.board.open_count(self.assignment) == 0:
-                        return summary
+                        return done
                     time.sleep(poll_seconds)  # others are grading: one may die and need us
                     continue
                 with Lease(self.board, claim, self.lease):
                     outcome = self.grade(claim, scratch)
                 finished = self.board.finish(claim, outcome)
-                (summary.graded if finished else summary.lost).append(claim.student)
+                (done.graded if finished else done.lost).append(claim.student)
                 self.say(
                     f"{self.name} {claim.student:<16} {outcome.status:<16} "
                     f"{outcome.seconds:5.1f} s{'' if finished else '  (claim lost: discarded)'}"

@@ -11,13 +11,13 @@
 - the hidden part of a test cell runs as its own request, not stored in the kernel's history; its
   output is replaced by pass or fail and the instructor's assertion message (only the exception's
   type when it was raised inside the student's code);
-- a wall-clock cap per notebook, a dead or stuck kernel stops the run instead of failing the
+- a wall-clock cap per notebook, a dead or stuck kernel stops the execution instead of failing the
   submission, cells not run get an error output, and printed output is capped per cell;
 - sandboxed, every process of the kernel's tree lives in cgroups made for this notebook: memory
   and process count are capped for the tree, and whatever is left when the kernel is done is killed.
 
 ``ReplayExecute`` takes ``Execute``'s place in the recording process: it copies the outputs and
-verdicts of the run a worker reported (never a file), so nbgrader's own preprocessors record them.
+verdicts of the execution a worker reported (never a file), so nbgrader's own preprocessors record them.
 """
 
 import copy
@@ -48,7 +48,7 @@ from course_tools.grading.status import Status
 
 # Filled by GuardedExecute in the worker process, one record per executed notebook.
 EXECUTIONS: list[NotebookExecution] = []
-# Filled by the recording process before it calls autograde: (student, notebook) -> the run.
+# Filled by the recording process before it calls autograde: (student, notebook) -> its execution.
 REPLAYS: dict[tuple[str, str], NotebookExecution] = {}
 
 
@@ -117,25 +117,25 @@ class GuardedExecute(Execute):
         self._last_reply: dict | None = None
         self._runtime: Path | None = None
         info = (resources or {}).get("nbgrader", {})
-        self._run = NotebookExecution(notebook=info.get("notebook", ""))
-        self._run.flags += audit_answers(nb, self._instructor_code(info))
+        self._execution = NotebookExecution(notebook=info.get("notebook", ""))
+        self._execution.flags += audit_answers(nb, self._instructor_code(info))
         group = cgroups.KernelGroup.create() if self.sandboxed else None
         try:
             with group or nullcontext():
                 nb, resources = super().preprocess(nb, resources, km)
         finally:
             if group is not None:
-                self._run.leftover_processes = group.leftover
-                if group.out_of_memory and not self._run.memory:
-                    self._run.memory.append("the kernel's process tree")
-                    if self._run.stopped == Status.KERNEL_DIED:
-                        self._run.stopped = Status.MEMORY
+                self._execution.leftover_processes = group.leftover
+                if group.out_of_memory and not self._execution.memory:
+                    self._execution.memory.append("the kernel's process tree")
+                    if self._execution.stopped == Status.KERNEL_DIED:
+                        self._execution.stopped = Status.MEMORY
             if self._runtime is not None:
                 shutil.rmtree(self._runtime, ignore_errors=True)
-            self._run.seconds = round(time.monotonic() - start, 2)
-            self._run.executed = nbformat.writes(nb)
-            EXECUTIONS.append(self._run)
-        resources[PASSED] = dict(self._run.passed)
+            self._execution.seconds = round(time.monotonic() - start, 2)
+            self._execution.executed = nbformat.writes(nb)
+            EXECUTIONS.append(self._execution)
+        resources[PASSED] = dict(self._execution.passed)
         return nb, resources
 
     def _instructor_code(self, info: dict) -> frozenset[str]:
@@ -167,7 +167,7 @@ class GuardedExecute(Execute):
     async def async_start_new_kernel_client(self):
         """Connect to the kernel, then take its folder back from the kernel's uid."""
         client = await super().async_start_new_kernel_client()
-        self._run.kernel_seconds = round(time.monotonic() - self._started, 2)
+        self._execution.kernel_seconds = round(time.monotonic() - self._started, 2)
         if self.sandboxed and os.geteuid() == 0:
             for path in (self._runtime, *self._runtime.iterdir()):
                 os.chown(path, 0, 0, follow_symlinks=False)
@@ -182,13 +182,13 @@ class GuardedExecute(Execute):
         return remaining if timeout is None else min(timeout, remaining)
 
     def preprocess_cell(self, cell, resources, index):
-        """Execute one cell unless the run has stopped; a dead or stuck kernel stops the run."""
+        """Execute one cell unless execution has stopped; a dead or stuck kernel stops it."""
         runnable = cell.cell_type == "code" and cell.source.strip()
         if runnable and not self._stopped and time.monotonic() >= self._deadline:
             self._stop(f"the notebook ran past its {self.notebook_timeout} s limit", Status.TIMEOUT)
         test = is_test_cell(cell)
         if test:
-            self._run.passed[grade_id(cell)] = False
+            self._execution.passed[grade_id(cell)] = False
         if self._stopped:
             if runnable:
                 cell.outputs = [error_output("NotRun", f"not run: {self._stopped}")]
@@ -203,7 +203,7 @@ class GuardedExecute(Execute):
             self._stop(f"the kernel died in {cell_label(cell, index)}", Status.KERNEL_DIED)
         except CellTimeoutError:
             cell.outputs.append(error_output("CellTimeoutError", "the kernel stopped answering"))
-            self._run.timed_out.append(cell_label(cell, index))
+            self._execution.timed_out.append(cell_label(cell, index))
             self._stop(f"the kernel stopped answering in {cell_label(cell, index)}", Status.TIMEOUT)
         return cell, self.resources
 
@@ -220,7 +220,7 @@ class GuardedExecute(Execute):
                 self._flag(f"the interpreter guard did not answer after {cell_label(cell, index)}")
             count = reply["content"].get("execution_count") if reply else None
             cell.outputs.append(hidden_outcome(reply, count))
-        self._run.passed[grade_id(cell)] = passed
+        self._execution.passed[grade_id(cell)] = passed
 
     def _part(self, cell, source: str, index: int, store_history: bool) -> bool:
         """Run ``source`` as ``cell`` after the guard; True when the kernel replied ``ok``."""
@@ -258,14 +258,14 @@ class GuardedExecute(Execute):
         return None
 
     def _flag(self, reason: str) -> None:
-        if reason not in self._run.flags:
-            self._run.flags.append(reason)
+        if reason not in self._execution.flags:
+            self._execution.flags.append(reason)
 
     def _stop(self, reason: str, status: Status) -> None:
         """Run no further cell."""
         self._stopped = reason
-        self._run.stopped = status
-        self._run.reason = reason
+        self._execution.stopped = status
+        self._execution.reason = reason
 
     def on_cell_executed(self, **kwargs):
         """Keep the reply for the verdict; record timeouts, memory errors and exceptions."""
@@ -281,11 +281,11 @@ class GuardedExecute(Execute):
                 limit = f"the notebook ran past its {self.notebook_timeout} s limit"
                 self._stop(limit, Status.TIMEOUT)
             else:
-                self._run.timed_out.append(label)
+                self._execution.timed_out.append(label)
         elif any(marker in text for marker in MEMORY_MARKERS):
-            self._run.memory.append(label)
+            self._execution.memory.append(label)
         elif not is_test_cell(kwargs["cell"]):
-            self._run.raised.append(f"{label} ({content.get('ename', 'error')})")
+            self._execution.raised.append(f"{label} ({content.get('ename', 'error')})")
 
     def output(self, outs, msg, display_id, cell_index):
         """Keep at most ``max_text_bytes`` of text and ``max_output_bytes`` of other output per cell."""
@@ -312,8 +312,8 @@ class GuardedExecute(Execute):
     def _truncate(self, outs, cell_index: int) -> None:
         """Note once per cell that output was dropped."""
         label = f"cell {cell_index}"
-        if label not in self._run.truncated:
-            self._run.truncated.append(label)
+        if label not in self._execution.truncated:
+            self._execution.truncated.append(label)
             notice = "\n[grader: output truncated, too long]\n"
             outs.append(nbformat.v4.new_output("stream", name="stdout", text=notice))
 
@@ -324,15 +324,17 @@ class ReplayExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         """Give every code cell the outputs the worker recorded; refuse a notebook that differs."""
         info = resources["nbgrader"]
-        run = REPLAYS[(info["student"], info["notebook"])]
-        executed = nbformat.reads(run.executed, as_version=4)
+        execution = REPLAYS[(info["student"], info["notebook"])]
+        executed = nbformat.reads(execution.executed, as_version=4)
         if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
-            raise ValueError(f"the worker's run of {info['notebook']} is not the notebook graded")
+            raise ValueError(
+                f"the worker's execution of {info['notebook']} is not the notebook graded"
+            )
         for cell, done in zip(nb.cells, executed.cells, strict=True):
             if cell.cell_type == "code":
                 cell.outputs = done.outputs
                 cell.execution_count = done.execution_count
         if "language_info" in executed.metadata:
             nb.metadata["language_info"] = executed.metadata["language_info"]
-        resources[PASSED] = dict(run.passed)
+        resources[PASSED] = dict(execution.passed)
         return nb, resources

@@ -13,9 +13,8 @@ a hidden line.
 import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
-from nbgrader.utils import is_grade
 
-from course_tools.grading.cells import HIDDEN_BEGIN, hidden_lines
+from course_tools.grading.cells import HIDDEN_BEGIN, hidden_lines, is_test_cell
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -36,7 +35,7 @@ class HideHiddenTestOutput(NbGraderPreprocessor):
 
     def preprocess_cell(self, cell, resources, index):
         """Leave cells without hidden tests alone."""
-        if cell.cell_type != "code" or not is_grade(cell):
+        if not is_test_cell(cell):
             return cell, resources
         secret = hidden_lines(cell.source)
         if HIDDEN_BEGIN not in cell.source:

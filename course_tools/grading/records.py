@@ -59,5 +59,5 @@ class WorkerReport:
         return Timing(kernel, ran - kernel, max(0.0, self.seconds - ran), self.feedback_seconds)
 
     def execution_of(self, notebook: str) -> NotebookExecution | None:
-        """The run of ``notebook``, if it was executed."""
-        return next((r for r in self.executions if r.notebook == notebook), None)
+        """The execution of ``notebook``, if it was executed."""
+        return next((e for e in self.executions if e.notebook == notebook), None)

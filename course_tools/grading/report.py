@@ -1,11 +1,11 @@
-"""What the instructor reads: one progress line per submission, then the summary of the run."""
+"""What the instructor reads: one progress line per submission, then the grading report."""
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from course_tools.grading.records import Timing
-from course_tools.grading.sheet import Exercise, SheetRow
-from course_tools.grading.status import Status
+from course_tools.grading.sheet import Exercise, SheetRow, read_scores
+from course_tools.grading.status import NOT_GRADED, Status
 
 
 @dataclass
@@ -20,7 +20,7 @@ class GradingResult:
     workers: int = 0
     sandboxed: bool = True
     execution_seconds: dict[str, float] = field(default_factory=dict)  # per executed student
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the run
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the grading
     timings: dict[str, Timing] = field(default_factory=dict)  # per executed student
 
 
@@ -48,19 +48,32 @@ class Progress:
         )
 
 
-def grading_report(run: GradingResult) -> str:
+def score_text(
+    coursedir, assignment: str, student: str, status: Status, wanted: list[Exercise]
+) -> str:
+    """``2/3`` for the progress line, ``-`` when not graded."""
+    from nbgrader.api import Gradebook
+
+    if status in NOT_GRADED:
+        return "-"
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        row = read_scores(gb, assignment, student, wanted)
+    return f"{sum(s or 0.0 for s in row.scores.values()):g}/{sum(e.max_score for e in wanted):g}"
+
+
+def grading_report(result: GradingResult) -> str:
     """Counts by status, failures and flags and why, pass rate of each exercise."""
-    graded = [r for r in run.rows if r.graded]
-    failed = [r for r in run.rows if not r.graded]
+    graded = [r for r in result.rows if r.graded]
+    failed = [r for r in result.rows if not r.graded]
     counts: dict[str, int] = {}
-    for row in run.rows:
+    for row in result.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     lines = [
-        f"{run.assignment}: {len(run.rows)} student(s), {len(graded)} graded, "
-        f"{len(failed)} not graded ({run.seconds:.1f} s on {run.workers} worker(s))",
+        f"{result.assignment}: {len(result.rows)} student(s), {len(graded)} graded, "
+        f"{len(failed)} not graded ({result.seconds:.1f} s on {result.workers} worker(s))",
         "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
     ]
-    if not run.sandboxed:
+    if not result.sandboxed:
         lines.insert(1, f"  {UNSANDBOXED} (--no-sandbox)")
     for row in sorted(failed, key=lambda r: (r.status, r.student)):
         lines.append(f"  not graded  {row.student}: {row.status} - {row.message}")
@@ -71,7 +84,7 @@ def grading_report(run: GradingResult) -> str:
             lines.append(f"  graded, but {row.student}: {row.status} - {row.message}")
     if graded:
         lines.append(f"  exercises ({len(graded)} graded submission(s)):")
-        for exercise in run.exercises:
+        for exercise in result.exercises:
             if exercise.autograded:
                 passed = sum(r.scores.get(exercise.column) == exercise.max_score for r in graded)
                 lines.append(
@@ -84,22 +97,22 @@ def grading_report(run: GradingResult) -> str:
                     f"    {exercise.column:<32} {exercise.max_score:>4g} pts  "
                     f"manual: {waiting} to grade in formgrader"
                 )
-    if run.execution_seconds:
-        times = sorted(run.execution_seconds.values())
+    if result.execution_seconds:
+        times = sorted(result.execution_seconds.values())
         lines.append(
             f"  autograde per submission: median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s"
         )
-    if run.timings:
-        count = len(run.timings)
+    if result.timings:
+        count = len(result.timings)
         mean = {
-            name: sum(getattr(t, name) for t in run.timings.values()) / count
+            name: sum(getattr(t, name) for t in result.timings.values()) / count
             for name in (f.name for f in fields(Timing))
         }
         lines.append(
             "  per submission (mean): "
             + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in mean.items())
         )
-    if run.phases:
-        lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.phases.items()))
-    lines.append(f"  grade sheet: {run.sheet}")
+    if result.phases:
+        lines.append("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items()))
+    lines.append(f"  grade sheet: {result.sheet}")
     return "\n".join(lines)

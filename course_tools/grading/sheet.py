@@ -51,6 +51,12 @@ class SheetRow:
         return max(0.0, sum(s or 0.0 for s in self.scores.values()) - self.late_penalty)
 
 
+def few(items: list[str], limit: int = 3) -> str:
+    """``a, b, c (+2 more)``."""
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def exercises(db_url: str, course_id: str, assignment: str) -> list[Exercise]:
     """The graded cells of ``assignment`` in notebook order."""
     from nbgrader.api import Gradebook

@@ -24,6 +24,7 @@ from course_tools.grading.sandbox import (
 )
 
 _API = None
+SANDBOX_UID = 100_000  # first uid of grading kernels (root only): neither root nor the instructor
 UID_RANGE = 50_000  # worker uids: base .. base + UID_RANGE, none of them a real user's
 
 
@@ -78,7 +79,7 @@ GENERIC = ("see the above traceback", "There was an error processing", "Removing
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:")
 
 
-def error_summary(result: dict) -> str:
+def error_line(result: dict) -> str:
     """The most telling error line of an nbgrader API result: the exception, not "see above"."""
     lines = [
         line.strip()
@@ -109,7 +110,7 @@ def grade_submission(assignment: str, student: str) -> WorkerReport:
     report = WorkerReport(
         student=student,
         success=bool(result["success"]),
-        error="" if result["success"] else error_summary(result),
+        error="" if result["success"] else error_line(result),
         executions=list(EXECUTIONS),
         seconds=round(time.perf_counter() - start_time, 2),
     )
@@ -121,6 +122,6 @@ def grade_submission(assignment: str, student: str) -> WorkerReport:
     elif report.success:
         feedback = _API.generate_feedback(assignment, student, force=True)
         if not feedback["success"]:
-            report.feedback_error = error_summary(feedback)
+            report.feedback_error = error_line(feedback)
     report.feedback_seconds = round(time.perf_counter() - start_time - report.seconds, 2)
     return report
