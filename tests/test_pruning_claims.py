@@ -119,6 +119,13 @@ def test_magnitude_pruned_teacher_keeps_every_parameter_and_byte(pruning):
     assert pruning["magnitude50_bytes_ratio"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_magnitude_pruning_zeroes_more_weights_than_half_the_heads_for_more_accuracy(pruning):
+    # "magnitude pruning compares: many more weights can go for the same accuracy" (the curves of
+    # Part 6: half of the Linear weights zeroed against half of the heads, a quarter of them)
+    assert pruning["heads_half_weight_fraction"] < 0.3
+    assert pruning["magnitude50_acc"] > pruning["heads_half_acc"] + 0.01
+
+
 def test_half_the_heads_are_half_the_weights_of_the_big_layer(pruning):
     # "with half of its weights zeroed by `magnitude_prune`, and with half of its heads removed by
     # `prune_heads` (which also removes half of its weights)"

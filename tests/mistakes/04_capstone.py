@@ -177,6 +177,18 @@ QL_MISTAKES = [
         QL_TESTS,
     ),
     Mistake(
+        "ql_no_num_bits_check_at_construction",
+        "quant_linear_answer",
+        _ql().replace("        fake_quantize_ste(linear.weight.detach()[:1], num_bits)\n", ""),
+        QL_TESTS,
+    ),
+    Mistake(
+        "ql_adds_bias_even_when_none",
+        "quant_linear_answer",
+        _ql(forward=QL_FORWARD.replace("F.linear(x, w, self.bias)", "x @ w.T + self.bias")),
+        QL_TESTS,
+    ),
+    Mistake(
         "ql_always_per_channel",
         "quant_linear_answer",
         _ql(forward=QL_FORWARD.replace("self.num_bits, self.per_channel)", "self.num_bits)")),
