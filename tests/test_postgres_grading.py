@@ -295,6 +295,7 @@ def test_fixture_class_gives_the_same_sheet_as_with_sqlite(server, shared, cours
     pg = new_course(server, shared / f"postgres-fixture-{os.getpid()}", unique("fixture"), True)
     files = build_class(pg.course, ASSIGNMENT, pg.root.parent / "handed-in")
     pg.collect(files.layout)
+    pg.command("roster", str(files.roster), "--root", str(pg.root))
     pg.collect(files.lms)
     pg.command("grade", *pg.worker_args("--workers", "2"))
     assert pg.sheet() == read_sheet(reference)
