@@ -133,6 +133,38 @@ def test_only_new_or_changed_submissions_are_queued_again(server):
     board.engine.dispose()
 
 
+def test_requeue_leaves_a_claim_a_running_worker_holds_to_it(server):
+    board = ClaimBoard(engine_for(server.create_database(unique("requeue"))))
+    board.ensure_table()
+    board.enqueue("hw", {"alice": "v1", "bob": "v1", "carol": "v1"})
+    held = board.claim_next("hw", "busy", lease_seconds=60)  # alice, being graded
+    board.finish(board.claim_next("hw", "w", lease_seconds=60), Outcome(Status.GRADED, ""))
+    dead = board.claim_next("hw", "dead", lease_seconds=0.5)  # carol, its worker gone
+    time.sleep(1.0)
+    assert board.requeue("hw") == [held.student]
+    again = [board.claim_next("hw", "new", lease_seconds=60) for _ in range(3)]
+    assert [c.student if c else None for c in again] == ["bob", dead.student, None]
+    assert board.finish(held, Outcome(Status.GRADED, "by its first worker"))
+    assert board.outcomes("hw")[held.student].message == "by its first worker"
+    board.engine.dispose()
+
+
+def test_changed_submission_under_a_live_claim_waits_for_its_worker(server):
+    board = ClaimBoard(engine_for(server.create_database(unique("changed"))))
+    board.ensure_table()
+    board.enqueue("hw", {"alice": "v1"})
+    first = board.claim_next("hw", "busy", lease_seconds=60)
+    board.enqueue("hw", {"alice": "v2"})  # handed in again while being graded
+    assert board.claim_next("hw", "other", lease_seconds=60) is None  # not beside the first
+    assert not board.finish(first, Outcome(Status.GRADED, "old version"))
+    assert board.outcomes("hw")["alice"].status == Status.PENDING
+    second = board.claim_next("hw", "other", lease_seconds=60)
+    assert second.fingerprint == "v2"
+    assert board.finish(second, Outcome(Status.GRADED, "new version"))
+    assert board.outcomes("hw")["alice"].message == "new version"
+    board.engine.dispose()
+
+
 # -- workers grading real submissions ---------------------------------------------------------
 
 
