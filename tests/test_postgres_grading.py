@@ -7,12 +7,15 @@ the sandbox: two and three at once, one killed with SIGKILL, a manual grade ente
 the fixture class of ``test_grading`` (bad submissions included) against its sqlite sheet.
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ import pytest
 from filelock import FileLock
 
 from course_tools import local_postgres
+from course_tools.course import REPO
 from course_tools.grading.claims import ClaimBoard, Outcome, engine_for
 from course_tools.grading.sheet import read_sheet
 from course_tools.grading.status import Status
@@ -291,6 +295,85 @@ def test_worker_killed_halfway_leaves_no_half_result_and_a_rerun_finishes(server
     pg.command("grade", *pg.worker_args("--sheet-only"))
     totals = [pg.sheet()[s]["total"] for s in sorted(outcomes)]
     assert totals[0] != "" and float(totals[0]) > float(totals[1]) > float(totals[2]) == 0
+
+
+# Run a worker whose publish step (the first thing after nbgrader saved the scores) is SIGKILL.
+KILLED_AT_PUBLISH = """
+import os, signal, sys
+from course_tools import grade
+from course_tools.grading import claim_worker
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+claim_worker.publish = killed
+grade.main(sys.argv[1:])
+"""
+
+
+def saved_scores(db_url: str, student: str) -> dict[str, float | None]:
+    """The auto scores nbgrader saved for the student's notebook (by cell), empty if none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, "model-compression-lab") as gb:
+        try:
+            notebook = gb.find_submission_notebook("int8_quantization", ASSIGNMENT, student)
+        except MissingEntry:
+            return {}
+        return {g.name: g.auto_score for g in notebook.grades if g.cell_type == "code"}
+
+
+def output_files(pg: PostgresCourse, student: str) -> list[str]:
+    """Everything (dot names included) under the student's autograded and feedback folders."""
+    build = pg.root / "build"
+    return sorted(
+        str(p.relative_to(build))
+        for step in ("autograded", "feedback")
+        for p in (build / step / student).rglob("*")
+    )
+
+
+def test_worker_killed_after_scores_before_publishing_leaves_the_claim_open(server, tmp_path):
+    pg = new_course(server, tmp_path / "course", unique("publish"))
+    sample(pg, 2)  # student000 full (claimed first), student001 half done
+    victim = "student000"
+    short_lease = ("--lease-seconds", "4")  # the rerun takes the dead worker's claim soon
+    log = tmp_path / "killed.log"
+    with log.open("w") as handle:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLED_AT_PUBLISH, *pg.worker_args("--worker", *short_lease)],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=pg.environment,
+            start_new_session=True,
+        )
+    assert worker.wait(timeout=600) == -signal.SIGKILL, log.read_text()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # anything it started
+
+    saved = saved_scores(pg.db_url, victim)
+    assert saved and None not in saved.values(), "killed after nbgrader saved every score"
+    assert pg.outcomes()[victim].status == Status.PENDING
+    pg.command("grade", *pg.worker_args("--sheet-only"))
+    row = pg.sheet()[victim]
+    assert row["status"] == "pending" and row["total"] == ""
+    assert output_files(pg, victim) == []
+
+    assert pg.start_worker(log=tmp_path / "rerun.log").wait(timeout=600) == 0
+    outcomes = pg.outcomes()
+    assert {o.status for o in outcomes.values()} == {Status.GRADED}
+    assert outcomes[victim].attempts == 2
+    pg.command("grade", *pg.worker_args("--sheet-only"))
+    sheet = pg.sheet()
+    assert {cell: float(sheet[victim][cell]) for cell in saved} == saved
+    assert (
+        float(sheet[victim]["total"]) == sum(saved.values()) > float(sheet["student001"]["total"])
+    )
+    files = output_files(pg, victim)
+    assert f"autograded/{victim}/{ASSIGNMENT}/int8_quantization.ipynb" in files
+    assert f"feedback/{victim}/{ASSIGNMENT}/int8_quantization.html" in files
+    assert not [f for f in files if "/." in f]  # no staging folder left
 
 
 def assert_no_partial_scores(db_url: str, student: str) -> None:
