@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from filelock import FileLock
 
@@ -297,14 +298,20 @@ def test_worker_killed_halfway_leaves_no_half_result_and_a_rerun_finishes(server
     assert totals[0] != "" and float(totals[0]) > float(totals[1]) > float(totals[2]) == 0
 
 
-# Run a worker whose publish step (the first thing after nbgrader saved the scores) is SIGKILL.
+# Run a worker killed with SIGKILL at its KILL_AT_PUBLISH-th publish of an output folder: the
+# first comes right after nbgrader saved the scores, the second after the autograded folder is out.
 KILLED_AT_PUBLISH = """
 import os, signal, sys
 from course_tools import grade
 from course_tools.grading import claim_worker
 
+calls, publish = [], claim_worker.publish
+
 def killed(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
+    calls.append(args)
+    if len(calls) == int(os.environ["KILL_AT_PUBLISH"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    publish(*args, **kwargs)
 
 claim_worker.publish = killed
 grade.main(sys.argv[1:])
@@ -333,7 +340,8 @@ def output_files(pg: PostgresCourse, student: str) -> list[str]:
     )
 
 
-def test_worker_killed_after_scores_before_publishing_leaves_the_claim_open(server, tmp_path):
+@pytest.mark.parametrize("publish", [1, 2], ids=["before-outputs", "between-outputs"])
+def test_worker_killed_after_the_scores_leaves_the_claim_open(server, tmp_path, publish):
     pg = new_course(server, tmp_path / "course", unique("publish"))
     sample(pg, 2)  # student000 full (claimed first), student001 half done
     victim = "student000"
@@ -345,7 +353,7 @@ def test_worker_killed_after_scores_before_publishing_leaves_the_claim_open(serv
             cwd=REPO,
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env=pg.environment,
+            env={**pg.environment, "KILL_AT_PUBLISH": str(publish)},
             start_new_session=True,
         )
     assert worker.wait(timeout=600) == -signal.SIGKILL, log.read_text()
@@ -358,7 +366,14 @@ def test_worker_killed_after_scores_before_publishing_leaves_the_claim_open(serv
     pg.command("grade", *pg.worker_args("--sheet-only"))
     row = pg.sheet()[victim]
     assert row["status"] == "pending" and row["total"] == ""
-    assert output_files(pg, victim) == []
+    if publish == 1:
+        assert output_files(pg, victim) == []
+    else:  # the autograded folder is whole, the feedback not there yet
+        notebook = (
+            pg.root / "build" / "autograded" / victim / ASSIGNMENT / "int8_quantization.ipynb"
+        )
+        nbformat.read(notebook, as_version=4)
+        assert not [f for f in output_files(pg, victim) if f.startswith("feedback") or "/." in f]
 
     assert pg.start_worker(log=tmp_path / "rerun.log").wait(timeout=600) == 0
     outcomes = pg.outcomes()
