@@ -261,8 +261,8 @@ def grade_with_claims(
     progress(f"{assignment}: {total} student(s) on the gradebook's work list, {workers} worker(s)")
     if held:
         progress(
-            f"{assignment}: {len(held)} submission(s) being graded by running workers now, "
-            f"left to them (not graded twice): {', '.join(held)}"
+            f"{assignment}: {len(held)} submission(s) held by other workers (lease running), "
+            f"left to them, taken over if the lease runs out: {', '.join(held)}"
         )
     tracker = Progress(total, progress, limits.sandbox)
     command = worker_command(assignment, root, db_url, directories, limits, lease_seconds)
