@@ -59,7 +59,7 @@ ASSIGNMENT ?=
 FROM ?=
 GRADE_ARGS ?=
 COLLECT_ARGS ?=
-collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder); COLLECT_ARGS=--key lms-id for Canvas user ids
+collect: $(INSTALLED) ## import submissions: make collect ASSIGNMENT=01_pruning FROM=downloads.zip (zip or folder); COLLECT_ARGS=--key name|lms-id (default: Canvas user id where the name has one)
 	$(PY) -m course_tools.collect $(ASSIGNMENT) $(FROM) $(COLLECT_ARGS)
 
 roster: $(INSTALLED) ## import the class roster into the gradebook: make roster FROM=roster.csv

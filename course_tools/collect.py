@@ -3,13 +3,15 @@
 ``python -m course_tools.collect 01_pruning DOWNLOADS`` where DOWNLOADS is either
 
 - nbgrader's layout, ``DOWNLOADS/<student>/01_pruning/*.ipynb`` (e.g. from ``nbgrader collect``), or
-- a flat folder (or ``.zip``) of files downloaded from an LMS, the student id in each file name:
-  ``<student>_[LATE_][<numbers>_]<notebook>.ipynb`` by default (Canvas), or any ``--regexp``
-  with the groups ``student_id`` and optionally ``file_id`` and ``timestamp``, as for
-  ``nbgrader zip_collect``. With ``--key lms-id`` the student is the Canvas user id in the name
-  (``<name>_[LATE_]<user id>_<file id>_<notebook>.ipynb``, :mod:`course_tools.canvas`), turned
-  into the roster's student id when ``build/roster.csv`` exists; a user id the roster lacks is
-  reported, not collected.
+- a flat folder (or ``.zip``) of files downloaded from an LMS, the student in each file name. By
+  default a name that carries a Canvas user id,
+  ``<name>_[LATE_]<user id>_<file id>_<notebook>.ipynb`` (:mod:`course_tools.canvas`), is keyed by
+  it: the roster's student id when ``build/roster.csv`` maps that user id, else the user id
+  itself, so two students of the same name stay two. Any other name is keyed by its name part,
+  ``<student>_[LATE_][<numbers>_]<notebook>.ipynb``. ``--key name`` keys every file by its name
+  part, ``--key lms-id`` by the user id only (a user id the roster lacks is reported, not
+  collected), and ``--regexp`` sets the pattern, with the groups ``student_id`` and optionally
+  ``file_id`` and ``timestamp``, as for ``nbgrader zip_collect``.
 
 Like ``zip_collect`` it matches file names to the released notebooks, keeps the newest of
 duplicate files and writes ``timestamp.txt``; unlike it, it never stops on a duplicate, reports
@@ -54,7 +56,9 @@ TIME_ZONE = re.compile(r"[+-]?\d{1,4}|[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+
 YEAR = re.compile(r"\d{4}")  # else dateutil fills the date from today: "-1" is a date
 MAX_ZIP_MEMBERS = 20_000
 MAX_ZIP_BYTES = 4 * 1024**3
-KEYS = ("name", "lms-id")  # what identifies the student in a flat download's file names
+# what identifies the student in a flat download's file names: the Canvas user id where there is
+# one, else the name part (default); the name part only; the Canvas user id only
+KEYS = ("auto", "name", "lms-id")
 
 SYMLINK = "symlink"
 SPECIAL_FILE = "special file"
@@ -85,6 +89,7 @@ class Incoming:
     name: str
     timestamp: datetime | None = None
     lms_late: bool = False  # the LMS put LATE_ in the file name
+    lms_user_id: str | None = None  # the LMS user id in the file name, when keyed by it
 
     @property
     def age_key(self) -> tuple[float, str]:
@@ -283,7 +288,8 @@ def match_flat(
         timestamp = parse_timestamp(groups["timestamp"])
         if isinstance(timestamp, str):
             return f"unreadable timestamp {groups['timestamp']!r}: {timestamp}"
-    late = "_LATE_" in path.name[: match.end()]
+    before_file = match.start("file_id") if groups.get("file_id") else match.end()
+    late = "_LATE_" in path.name[:before_file]
     return Incoming(path, student, notebook_name(stem, expected), timestamp, late)
 
 
@@ -337,11 +343,19 @@ def scan_flat(
     expected: list[str],
     released: list[str],
     report: CollectReport,
+    by_lms_id: re.Pattern | None = None,
 ) -> list[Incoming]:
-    """Files of a flat LMS download (subfolders searched too); refused ones go to ``report``."""
+    """Files of a flat LMS download (subfolders searched too); refused ones go to ``report``.
+
+    ``by_lms_id``: a pattern tried first; a file it matches is keyed by its LMS user id.
+    """
     incoming = []
     for path, reason in sorted(walk(source)):
-        found = reason or match_flat(path, regexp, expected, released)
+        found = reason or (by_lms_id and match_flat(path, by_lms_id, expected, released))
+        if isinstance(found, Incoming):
+            found = replace(found, lms_user_id=found.student)
+        elif not reason:
+            found = match_flat(path, regexp, expected, released)
         if isinstance(found, str):
             report.unmatched.append((str(path.relative_to(source)), found))
         else:
@@ -350,17 +364,33 @@ def scan_flat(
 
 
 def by_roster(
-    incoming: list[Incoming], students: dict[str, str], report: CollectReport, source: Path
+    incoming: list[Incoming],
+    students: dict[str, str],
+    report: CollectReport,
+    source: Path,
+    strict: bool = True,
 ) -> list[Incoming]:
-    """``incoming`` keyed by LMS user id, re-keyed to the roster's student ids (all kept without one)."""
+    """``incoming`` keyed by LMS user id, re-keyed to the roster's student ids (all kept without one).
+
+    Only items with an ``lms_user_id`` are re-keyed. ``strict``: an LMS user id the roster lacks is
+    reported and not collected; else it stays the student id, with a warning.
+    """
     if not students:
         return incoming
     kept = []
     for item in incoming:
+        if item.lms_user_id is None:
+            kept.append(item)
+            continue
         student = students.get(item.student)
         unsafe = safe_student_id(student) if student else None
         if student and not unsafe:
             kept.append(replace(item, student=student))
+            continue
+        if not student and not strict:
+            kept.append(item)
+            message = f"LMS user id {item.student} is not in the roster ({ROSTER}): collected as is"
+            report.warnings.append((str(item.path.relative_to(source)), message))
             continue
         why = (
             f"roster student id {student!r} of LMS user id {item.student} is unsafe: {unsafe}"
@@ -506,17 +536,20 @@ def collect(
     source: Path,
     root: Path = REPO,
     regexp: str | None = None,
-    key: str = "name",
+    key: str = "auto",
 ) -> tuple[CollectReport, Path]:
     """Import ``source`` (a folder in either layout, or a zip) for ``assignment``.
 
-    ``key``: ``"name"`` (the student id is the name part, :data:`DEFAULT_REGEXP`) or ``"lms-id"``
-    (the Canvas user id, :data:`~course_tools.canvas.LMS_ID_REGEXP`, mapped through the roster);
-    ``regexp`` replaces the pattern of either. Only flat downloads are keyed; nbgrader's layout
-    names its students already.
+    ``key``: ``"auto"`` (the Canvas user id, :data:`~course_tools.canvas.LMS_ID_REGEXP`, mapped
+    through the roster where it maps it, for names that carry one; the name part,
+    :data:`DEFAULT_REGEXP`, for the others), ``"name"`` (the name part) or ``"lms-id"`` (the
+    Canvas user id, a user id the roster lacks refused). ``regexp`` replaces the pattern (with
+    ``"auto"``, its ``student_id`` is the student, as with ``"name"``). Only flat downloads are
+    keyed; nbgrader's layout names its students already.
     """
     if key not in KEYS:
         raise SystemExit(f"unknown key {key!r}: use one of {', '.join(KEYS)}.")
+    by_lms_id = re.compile(LMS_ID_REGEXP) if key == "auto" and not regexp else None
     regexp = regexp or (LMS_ID_REGEXP if key == "lms-id" else DEFAULT_REGEXP)
     config = course_config(root)
     submitted = Path(config.CourseDirectory.root) / config.CourseDirectory.submitted_directory
@@ -547,10 +580,14 @@ def collect(
         if layout:
             incoming = scan_layout(source, assignment, expected, report)
         else:
-            incoming = scan_flat(source, re.compile(regexp), expected, released, report)
+            pattern = re.compile(regexp)
+            incoming = scan_flat(source, pattern, expected, released, report, by_lms_id)
             if key == "lms-id":
-                roster = Path(config.CourseDirectory.root) / ROSTER
-                incoming = by_roster(incoming, students_by_lms_id(roster), report, source)
+                incoming = [replace(i, lms_user_id=i.student) for i in incoming]
+            if key != "name":
+                students = students_by_lms_id(Path(config.CourseDirectory.root) / ROSTER)
+                strict = key == "lms-id"
+                incoming = by_roster(incoming, students, report, source, strict)
         by_student: dict[str, list[Incoming]] = {}
         for item in incoming:
             by_student.setdefault(item.student, []).append(item)
@@ -567,9 +604,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--key",
         choices=KEYS,
-        default="name",
-        help="flat folders: the student is the name in the file name (default), or the Canvas "
-        "user id, mapped to the student id by build/roster.csv when it exists",
+        default="auto",
+        help="flat folders: auto (default): the Canvas user id where the file name carries one "
+        "(the roster's student id when build/roster.csv maps it), else the name part; name: "
+        "the name part only; lms-id: the Canvas user id only (one the roster lacks is refused)",
     )
     parser.add_argument("--regexp", help="file name pattern (flat folders; default: per --key)")
     parser.add_argument("--root", type=Path, default=REPO, help="course root (default: the repo)")

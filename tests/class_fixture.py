@@ -77,8 +77,9 @@ class Expected:
 class ClassFiles:
     """Where the class's files are and what grading each must give."""
 
-    lms: Path  # flat folder, Canvas-style names
+    lms: Path  # flat folder, Canvas-style names (each with a Canvas user id)
     layout: Path  # nbgrader's <student>/<assignment>/ layout
+    roster: Path  # the LMS roster: import it before collecting ``lms`` (maps user id -> student)
     expected: dict[str, Expected] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)  # LMS files collect must report
 
@@ -138,8 +139,9 @@ def build_class(course: Course, assignment: str, folder: Path) -> ClassFiles:
     mine = [nb for nb in notebooks() if nb.assignment == assignment]
     assert len(mine) == 1, "the fixture class covers one notebook per assignment"
     nb = mine[0]
-    files = ClassFiles(folder / "lms", folder / "layout")
+    files = ClassFiles(folder / "lms", folder / "layout", folder / "roster.csv")
     files.lms.mkdir(parents=True)
+    lms_ids: dict[str, int] = {}
     release = course.release_notebook(nb)
     answers = solution_answers(nb)
     points = test_points(nb)
@@ -153,7 +155,8 @@ def build_class(course: Course, assignment: str, folder: Path) -> ClassFiles:
     def lms(
         student: str, nb_: nbformat.NotebookNode | str, name: str = nb.name, n: int = 1
     ) -> Path:
-        path = files.lms / f"{student}_{1000 + len(files.expected)}_{5000 + n}_{name}.ipynb"
+        lms_id = lms_ids.setdefault(student, 1000 + len(lms_ids))
+        path = files.lms / f"{student}_{lms_id}_{5000 + n}_{name}.ipynb"
         path.write_text(nb_ if isinstance(nb_, str) else nbformat.writes(nb_))
         return path
 
@@ -240,6 +243,8 @@ def build_class(course: Course, assignment: str, folder: Path) -> ClassFiles:
     (files.lms / "readme.txt").write_text("my notebook is attached\n")
     (files.lms / f"{nb.name}.ipynb").write_text(nbformat.writes(full))  # no student id
     files.unmatched = ["readme.txt", f"{nb.name}.ipynb"]
+    rows = [f"{lms_id},{student},{student}\n" for student, lms_id in lms_ids.items()]
+    files.roster.write_text("lms_user_id,name,student_id\n" + "".join(rows))
     return files
 
 

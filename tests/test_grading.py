@@ -128,6 +128,7 @@ def grade_class(folder: Path, course: Course, assignment: str) -> None:
     shutil.copy(course.root / "gradebook.db", root / "gradebook.db")
     files = build_class(course, assignment, folder / "handed-in")
     collected = command("collect", assignment, str(files.layout), "--root", str(root))
+    command("roster", str(files.roster), "--root", str(root))  # Canvas user id -> student
     collected += command("collect", assignment, str(files.lms), "--root", str(root))
     graded = command("grade", *grade_args(assignment, root, course.source))
     result = {

@@ -485,6 +485,13 @@ def test_sheet_has_exact_scores_with_the_formgrader_grade(class_run: ClassRun) -
         assert float(row["total"]) - MANUAL[kind] == AUTOGRADED[kind], row
 
 
+def test_sheet_has_each_exchange_submission_time(class_run: ClassRun) -> None:
+    """The exchange's submission time (its timestamp.txt) reaches each submitter's sheet row."""
+    for kind, name in class_run.students.items():
+        stamp = class_run.sheet[name]["timestamp"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", stamp), f"{kind}: {stamp!r}"
+
+
 def test_each_student_sees_their_score_in_the_feedback(class_run: ClassRun) -> None:
     """The feedback each student fetched and opened shows their exact score out of the maximum."""
     for kind, text in class_run.feedback_text.items():

@@ -18,6 +18,7 @@ from course_tools import collect as collect_module
 from course_tools.canvas import CanvasCollectorPlugin
 from course_tools.collect import collect
 from course_tools.course import REPO, ensure_venv_on_path
+from course_tools.grading.checks import COLLECT_NOTES
 from course_tools.lms_export import UnlinkedStudents, export
 
 COURSE_ID = "model-compression-lab"  # the course config's; the Gradebook is per course
@@ -239,8 +240,45 @@ def test_collect_keys_by_the_lms_id_itself_without_a_roster(course, download):
     assert [p.split("/")[0] for p in collected(course)] == ["4821", "4822", "5000"]
 
 
-def test_collect_by_name_stays_the_default(course, download):
+def test_collect_keys_by_the_lms_id_by_default(course, download):
+    report, _ = collect(LAB1, download, course)
+    assert [p.split("/")[0] for p in collected(course)] == ["5000", "ada", "alan"]
+    assert report.warnings == [
+        (
+            f"strangerx_5000_99003_{NOTEBOOK}.ipynb",
+            "LMS user id 5000 is not in the roster (build/roster.csv): collected as is",
+        )
+    ]
+
+
+def test_collect_keeps_two_students_of_the_same_name_apart(course, download):
+    for path in download.iterdir():
+        path.unlink()
+    for name in (
+        f"smithjohn_4821_99001_{NOTEBOOK}.ipynb",
+        f"smithjohn_4822_99002_{NOTEBOOK}.ipynb",
+    ):
+        (download / name).write_bytes(NOTEBOOK_BYTES)
+    report, _ = collect(LAB1, download, course)
+    assert collected(course) == [f"ada/{LAB1}/{NOTEBOOK}.ipynb", f"alan/{LAB1}/{NOTEBOOK}.ipynb"]
+    assert not report.duplicates and not report.unmatched
+
+
+def test_collect_keys_names_without_a_user_id_by_the_name(course, download):
+    (download / f"hopper_LATE_{NOTEBOOK}.ipynb").write_bytes(NOTEBOOK_BYTES)
     collect(LAB1, download, course)
+    assert [p.split("/")[0] for p in collected(course)] == ["5000", "ada", "alan", "hopper"]
+
+
+def test_late_marker_of_a_file_keyed_by_lms_id_reaches_the_collect_notes(course, download):
+    collect(LAB1, download, course)
+    notes = course / "build" / "submitted" / "alan" / LAB1 / COLLECT_NOTES
+    assert '"lms_late": true' in notes.read_text()
+    assert not (course / "build" / "submitted" / "ada" / LAB1 / COLLECT_NOTES).exists()
+
+
+def test_collect_by_name_on_request(course, download):
+    collect(LAB1, download, course, key="name")
     assert [p.split("/")[0] for p in collected(course)] == [
         "lovelaceada",
         "strangerx",

@@ -7,20 +7,25 @@ the sandbox: two and three at once, one killed with SIGKILL, a manual grade ente
 the fixture class of ``test_grading`` (bad submissions included) against its sqlite sheet.
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from filelock import FileLock
 
 from course_tools import local_postgres
+from course_tools.course import REPO
 from course_tools.grading.claims import ClaimBoard, Outcome, engine_for
 from course_tools.grading.sheet import read_sheet
 from course_tools.grading.status import Status
@@ -130,6 +135,38 @@ def test_only_new_or_changed_submissions_are_queued_again(server):
     outcomes = board.outcomes("hw")
     assert outcomes["alice"].status == Status.GRADED
     assert outcomes["bob"].status == outcomes["carol"].status == Status.PENDING
+    board.engine.dispose()
+
+
+def test_requeue_leaves_a_claim_a_running_worker_holds_to_it(server):
+    board = ClaimBoard(engine_for(server.create_database(unique("requeue"))))
+    board.ensure_table()
+    board.enqueue("hw", {"alice": "v1", "bob": "v1", "carol": "v1"})
+    held = board.claim_next("hw", "busy", lease_seconds=60)  # alice, being graded
+    board.finish(board.claim_next("hw", "w", lease_seconds=60), Outcome(Status.GRADED, ""))
+    dead = board.claim_next("hw", "dead", lease_seconds=0.5)  # carol, its worker gone
+    time.sleep(1.0)
+    assert board.requeue("hw") == [held.student]
+    again = [board.claim_next("hw", "new", lease_seconds=60) for _ in range(3)]
+    assert [c.student if c else None for c in again] == ["bob", dead.student, None]
+    assert board.finish(held, Outcome(Status.GRADED, "by its first worker"))
+    assert board.outcomes("hw")[held.student].message == "by its first worker"
+    board.engine.dispose()
+
+
+def test_changed_submission_under_a_live_claim_waits_for_its_worker(server):
+    board = ClaimBoard(engine_for(server.create_database(unique("changed"))))
+    board.ensure_table()
+    board.enqueue("hw", {"alice": "v1"})
+    first = board.claim_next("hw", "busy", lease_seconds=60)
+    board.enqueue("hw", {"alice": "v2"})  # handed in again while being graded
+    assert board.claim_next("hw", "other", lease_seconds=60) is None  # not beside the first
+    assert not board.finish(first, Outcome(Status.GRADED, "old version"))
+    assert board.outcomes("hw")["alice"].status == Status.PENDING
+    second = board.claim_next("hw", "other", lease_seconds=60)
+    assert second.fingerprint == "v2"
+    assert board.finish(second, Outcome(Status.GRADED, "new version"))
+    assert board.outcomes("hw")["alice"].message == "new version"
     board.engine.dispose()
 
 
@@ -261,6 +298,99 @@ def test_worker_killed_halfway_leaves_no_half_result_and_a_rerun_finishes(server
     assert totals[0] != "" and float(totals[0]) > float(totals[1]) > float(totals[2]) == 0
 
 
+# Run a worker killed with SIGKILL at its KILL_AT_PUBLISH-th publish of an output folder: the
+# first comes right after nbgrader saved the scores, the second after the autograded folder is out.
+KILLED_AT_PUBLISH = """
+import os, signal, sys
+from course_tools import grade
+from course_tools.grading import claim_worker
+
+calls, publish = [], claim_worker.publish
+
+def killed(*args, **kwargs):
+    calls.append(args)
+    if len(calls) == int(os.environ["KILL_AT_PUBLISH"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    publish(*args, **kwargs)
+
+claim_worker.publish = killed
+grade.main(sys.argv[1:])
+"""
+
+
+def saved_scores(db_url: str, student: str) -> dict[str, float | None]:
+    """The auto scores nbgrader saved for the student's notebook (by cell), empty if none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, "model-compression-lab") as gb:
+        try:
+            notebook = gb.find_submission_notebook("int8_quantization", ASSIGNMENT, student)
+        except MissingEntry:
+            return {}
+        return {g.name: g.auto_score for g in notebook.grades if g.cell_type == "code"}
+
+
+def output_files(pg: PostgresCourse, student: str) -> list[str]:
+    """Everything (dot names included) under the student's autograded and feedback folders."""
+    build = pg.root / "build"
+    return sorted(
+        str(p.relative_to(build))
+        for step in ("autograded", "feedback")
+        for p in (build / step / student).rglob("*")
+    )
+
+
+@pytest.mark.parametrize("publish", [1, 2], ids=["before-outputs", "between-outputs"])
+def test_worker_killed_after_the_scores_leaves_the_claim_open(server, tmp_path, publish):
+    pg = new_course(server, tmp_path / "course", unique("publish"))
+    sample(pg, 2)  # student000 full (claimed first), student001 half done
+    victim = "student000"
+    short_lease = ("--lease-seconds", "4")  # the rerun takes the dead worker's claim soon
+    log = tmp_path / "killed.log"
+    with log.open("w") as handle:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLED_AT_PUBLISH, *pg.worker_args("--worker", *short_lease)],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**pg.environment, "KILL_AT_PUBLISH": str(publish)},
+            start_new_session=True,
+        )
+    assert worker.wait(timeout=600) == -signal.SIGKILL, log.read_text()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # anything it started
+
+    saved = saved_scores(pg.db_url, victim)
+    assert saved and None not in saved.values(), "killed after nbgrader saved every score"
+    assert pg.outcomes()[victim].status == Status.PENDING
+    pg.command("grade", *pg.worker_args("--sheet-only"))
+    row = pg.sheet()[victim]
+    assert row["status"] == "pending" and row["total"] == ""
+    if publish == 1:
+        assert output_files(pg, victim) == []
+    else:  # the autograded folder is whole, the feedback not there yet
+        notebook = (
+            pg.root / "build" / "autograded" / victim / ASSIGNMENT / "int8_quantization.ipynb"
+        )
+        nbformat.read(notebook, as_version=4)
+        assert not [f for f in output_files(pg, victim) if f.startswith("feedback") or "/." in f]
+
+    assert pg.start_worker(log=tmp_path / "rerun.log").wait(timeout=600) == 0
+    outcomes = pg.outcomes()
+    assert {o.status for o in outcomes.values()} == {Status.GRADED}
+    assert outcomes[victim].attempts == 2
+    pg.command("grade", *pg.worker_args("--sheet-only"))
+    sheet = pg.sheet()
+    assert {cell: float(sheet[victim][cell]) for cell in saved} == saved
+    assert (
+        float(sheet[victim]["total"]) == sum(saved.values()) > float(sheet["student001"]["total"])
+    )
+    files = output_files(pg, victim)
+    assert f"autograded/{victim}/{ASSIGNMENT}/int8_quantization.ipynb" in files
+    assert f"feedback/{victim}/{ASSIGNMENT}/int8_quantization.html" in files
+    assert not [f for f in files if "/." in f]  # no staging folder left
+
+
 def assert_no_partial_scores(db_url: str, student: str) -> None:
     """Either no auto score of the student's notebook is set, or every one is."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -295,6 +425,7 @@ def test_fixture_class_gives_the_same_sheet_as_with_sqlite(server, shared, cours
     pg = new_course(server, shared / f"postgres-fixture-{os.getpid()}", unique("fixture"), True)
     files = build_class(pg.course, ASSIGNMENT, pg.root.parent / "handed-in")
     pg.collect(files.layout)
+    pg.command("roster", str(files.roster), "--root", str(pg.root))
     pg.collect(files.lms)
     pg.command("grade", *pg.worker_args("--workers", "2"))
     assert pg.sheet() == read_sheet(reference)

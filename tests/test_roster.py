@@ -1,5 +1,6 @@
 """The roster, due dates and late work: every rostered student in the sheet, lateness recorded."""
 
+import csv
 from pathlib import Path
 
 import nbformat
@@ -137,7 +138,7 @@ def test_sheet_lists_every_rostered_student_with_timestamp_and_lateness(tmp_path
     collect(ASSIGNMENT, layout, root)
     lms = tmp_path / "lms"
     lms.mkdir()
-    nbformat.write(solved, lms / f"1003_LATE_77_88_{nb.name}.ipynb")
+    nbformat.write(solved, lms / f"turingalan_LATE_1003_88_{nb.name}.ipynb")  # Canvas's name
     collect(ASSIGNMENT, lms, root)
 
     limits = Limits(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, MEMORY_MB)
@@ -151,3 +152,55 @@ def test_sheet_lists_every_rostered_student_with_timestamp_and_lateness(tmp_path
     assert marked["late"] == "marked late by the LMS"
     # the default policy ("none") keeps a late submission's score
     assert late["total"] == on_time["total"] != "" and late["late_penalty"] == ""
+
+
+@pytest.mark.notebooks
+def test_zero_late_policy_gives_a_late_submission_zero_in_the_sheet_and_canvas_export(
+    tmp_path, monkeypatch
+):
+    if reason := unavailable():
+        pytest.skip(reason)
+    from nbgrader.api import Gradebook
+
+    from course_tools.grading import config as grading_config_module
+    from course_tools.lms_export import export
+
+    def with_zero_policy(*args, **kwargs):  # as if nbgrader_config.py said "zero"
+        config = course_config(*args, **kwargs)
+        config.LateSubmissionPlugin.penalty_method = "zero"
+        return config
+
+    monkeypatch.setattr(grading_config_module, "course_config", with_zero_policy)
+    course = build_course(tmp_path / "course", only=[ASSIGNMENT])
+    root = course.root
+    import_roster(write(tmp_path / "roster.csv", "lms_user_id,name\n1002,Grace Hopper\n"), root)
+    directory = course_config(root).CourseDirectory
+    due = write(tmp_path / "due.csv", f"assignment,due\n{ASSIGNMENT},2026-12-10T12:00:00Z\n")
+    apply_due_dates(directory.db_url, directory.course_id, read_due_dates(due))
+    nb = next(n for n in notebooks() if n.assignment == ASSIGNMENT)
+    folder = tmp_path / "layout" / "1002" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    nbformat.write(
+        filled(course.release_notebook(nb), solution_answers(nb)), folder / f"{nb.name}.ipynb"
+    )
+    (folder / "timestamp.txt").write_text("2026-12-11 14:30:00.000000 UTC")
+    collect(ASSIGNMENT, tmp_path / "layout", root)
+
+    limits = Limits(CELL_TIMEOUT, NOTEBOOK_TIMEOUT, MEMORY_MB)
+    run = grade(ASSIGNMENT, root, course.source, limits, 1, progress=lambda _: None)
+    row = read_sheet(run.sheet)["1002"]
+    scored = sum(float(row[e.column]) for e in run.exercises if row[e.column])
+    assert row["status"] == "graded" and row["late"] == "1 d 2 h late"
+    assert scored > 0 and float(row["late_penalty"]) == scored
+    assert row["total"] == "0"
+
+    written = next(e for e in run.exercises if not e.autograded)  # graded later, in Formgrader
+    with Gradebook(directory.db_url, directory.course_id) as gb:
+        cell = gb.find_grade(written.grade_id, written.notebook, ASSIGNMENT, "1002")
+        cell.manual_score, cell.needs_manual_grade = 1.0, False
+        gb.db.commit()
+    row = read_sheet(rebuild_sheet(ASSIGNMENT, root).sheet)["1002"]  # as `--sheet-only`
+    assert float(row["late_penalty"]) == scored + 1.0 and row["total"] == "0"
+    with export(root).open(newline="") as handle:
+        header, _, student = csv.reader(handle)
+    assert header[-1] == ASSIGNMENT and student[1] == "1002" and student[-1] == "0"

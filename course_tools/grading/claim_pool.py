@@ -37,10 +37,15 @@ def grade_with_claims(
     """
     queue = ClaimWorker(assignment, root, db_url, limits, directories, lease_seconds)
     total = queue.enqueue()
-    queue.board.requeue(assignment, students)  # grade again what was asked for, as with sqlite
+    held = queue.board.requeue(assignment, students)  # grade again what was asked for
     workers = max(1, workers or os.cpu_count() or 1)
     result.workers = workers
     progress(f"{assignment}: {total} student(s) on the gradebook's work list, {workers} worker(s)")
+    if held:
+        progress(
+            f"{assignment}: {len(held)} submission(s) held by other workers (lease running), "
+            f"left to them, taken over if the lease runs out: {', '.join(held)}"
+        )
     tracker = Progress(total, progress, limits.sandbox)
     command = worker_command(assignment, root, db_url, directories, limits, lease_seconds)
     environment = {**os.environ, "MCL_LOCAL_WORKERS": str(workers)}

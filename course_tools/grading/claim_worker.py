@@ -163,7 +163,8 @@ class ClaimWorker:
                 (done.graded if finished else done.lost).append(claim.student)
                 self.say(
                     f"{self.name} {claim.student:<16} {outcome.status:<16} "
-                    f"{outcome.seconds:5.1f} s{'' if finished else '  (claim lost: discarded)'}"
+                    f"{outcome.seconds:5.1f} s"
+                    f"{'' if finished else '  (claim lost or submission changed: discarded)'}"
                 )
 
     def grade(self, claim: Claim, scratch: Path) -> Outcome:
@@ -178,7 +179,7 @@ class ClaimWorker:
             step: folder(self.coursedir, step) / student / self.assignment for step in OUTPUT_STEPS
         }
         if not submission.gradable:
-            if not safe_student_id(student):
+            if not safe_student_id(student) and self.board.renew(claim, self.lease):
                 for target in outputs.values():
                     publish(None, target, claim.token)
             return Outcome(submission.status, submission.message)
@@ -193,7 +194,8 @@ class ClaimWorker:
             submission.report = WorkerReport(student, False, repr(exc))
         take_report(submission, self.assignment, self.cell_timeout)
         tick = time.perf_counter()
-        if submission.report.success:
+        # a claim taken over meanwhile (our lease ran out) must not overwrite the new owner's files
+        if submission.report.success and self.board.renew(claim, self.lease):
             for step, target in outputs.items():
                 new = scratch / step.removesuffix("_directory") / student / self.assignment
                 publish(new, target, claim.token)

@@ -11,8 +11,10 @@ one row per (assignment, student): the fingerprint of the submission it is about
   never get the same row. The claim carries a random token and a lease that the worker renews while
   it grades; a row whose lease ran out (its worker died) can be claimed again.
 - A worker *finishes* a claim only with its token, in one statement, after its scores and feedback
-  are written: a claim taken over meanwhile, or re-enqueued by a new submission, keeps the newer
-  owner's result.
+  are written: a claim taken over meanwhile keeps the newer owner's result.
+- Nothing takes a claim from a worker whose lease runs: a new version of the submission waits
+  until that worker finishes (then it is pending again), and a forced regrade (:meth:`requeue`)
+  leaves it to that worker. No submission is graded by two live workers at once.
 """
 
 import json
@@ -122,14 +124,24 @@ class ClaimBoard:
             connection.execute(text(SCHEMA))
 
     def enqueue(self, assignment: str, fingerprints: dict[str, str]) -> None:
-        """Make every new or changed submission pending; leave unchanged ones as they are."""
+        """Make every new or changed submission pending; leave unchanged ones as they are.
+
+        A changed submission that a worker holds (live lease) keeps its claim: only the fingerprint
+        changes, and :meth:`finish` then queues it again instead of marking it done, so the new
+        version is graded after that worker is through with it, never beside it.
+        """
         from sqlalchemy import text
 
+        held = f"(c.state = '{CLAIMED}' AND c.lease_until >= now())"
         sql = text(
             f"INSERT INTO {TABLE} AS c (assignment, student, fingerprint, state) "
             "VALUES (:assignment, :student, :fingerprint, :pending) "
             "ON CONFLICT (assignment, student) DO UPDATE SET fingerprint = excluded.fingerprint, "
-            "state = :pending, token = NULL, worker = NULL, lease_until = NULL, attempts = 0, "
+            f"state = CASE WHEN {held} THEN c.state ELSE :pending END, "
+            f"token = CASE WHEN {held} THEN c.token END, "
+            f"worker = CASE WHEN {held} THEN c.worker END, "
+            f"lease_until = CASE WHEN {held} THEN c.lease_until END, "
+            f"attempts = CASE WHEN {held} THEN c.attempts ELSE 0 END, "
             "status = NULL, message = NULL, seconds = NULL, finished_at = NULL "
             "WHERE c.fingerprint <> excluded.fingerprint"
         )
@@ -141,16 +153,28 @@ class ClaimBoard:
             with self.engine.begin() as connection:
                 connection.execute(sql, rows)
 
-    def requeue(self, assignment: str, students: list[str] | None = None) -> None:
-        """Make finished claims pending again (a forced regrade), for ``students`` or everyone."""
-        self._run(
-            f"UPDATE {TABLE} SET state = :pending, token = NULL, worker = NULL, "
+    def requeue(self, assignment: str, students: list[str] | None = None) -> list[str]:
+        """Make claims pending again (a forced regrade), for ``students`` or everyone.
+
+        A claim a running worker holds (its lease not run out) is left to that worker: it is
+        grading the submission now, and a second grader beside it would write the same scores and
+        outputs twice at once. Returns those students, sorted.
+        """
+        rows = self._run(
+            f"WITH asked AS (SELECT student FROM {TABLE} WHERE assignment = :assignment "
+            "AND (CAST(:students AS text[]) IS NULL OR student = ANY(CAST(:students AS text[])))), "
+            f"requeued AS (UPDATE {TABLE} SET state = :pending, token = NULL, worker = NULL, "
             "lease_until = NULL, attempts = 0 WHERE assignment = :assignment "
-            "AND (CAST(:students AS text[]) IS NULL OR student = ANY(CAST(:students AS text[])))",
+            "AND student IN (SELECT student FROM asked) "
+            "AND NOT (state = :claimed AND lease_until >= now()) RETURNING student) "
+            "SELECT student FROM asked WHERE student NOT IN (SELECT student FROM requeued) "
+            "ORDER BY student",
             pending=PENDING,
+            claimed=CLAIMED,
             assignment=assignment,
             students=students,
         )
+        return [student for (student,) in rows]
 
     def claim_next(self, assignment: str, worker: str, lease_seconds: float) -> Claim | None:
         """Take the next pending (or abandoned) submission, atomically; None when there is none."""
@@ -190,12 +214,16 @@ class ClaimBoard:
         return bool(rows)
 
     def finish(self, claim: Claim, outcome: Outcome) -> bool:
-        """Record the outcome and mark the claim done; False when it is no longer ours."""
+        """Record the outcome and mark the claim done; False when it is no longer ours.
+
+        Also False when the submission changed while it was graded (:meth:`enqueue`): the outcome
+        is dropped and the claim pending again, for the new version.
+        """
         rows = self._run(
             f"UPDATE {TABLE} SET state = :done, status = :status, message = :message, "
             "seconds = :seconds, timing = :timing, finished_at = :now, lease_until = NULL "
             "WHERE assignment = :assignment AND student = :student AND token = :token "
-            "AND state = :claimed RETURNING student",
+            "AND state = :claimed AND fingerprint = :fingerprint RETURNING student",
             done=DONE,
             status=str(outcome.status),
             message=outcome.message,
@@ -206,7 +234,19 @@ class ClaimBoard:
             student=claim.student,
             token=claim.token,
             claimed=CLAIMED,
+            fingerprint=claim.fingerprint,
         )
+        if not rows:  # changed meanwhile: queue the new version (a no-op if the claim was taken)
+            self._run(
+                f"UPDATE {TABLE} SET state = :pending, token = NULL, worker = NULL, "
+                "lease_until = NULL, attempts = 0 WHERE assignment = :assignment "
+                "AND student = :student AND token = :token AND state = :claimed",
+                pending=PENDING,
+                assignment=claim.assignment,
+                student=claim.student,
+                token=claim.token,
+                claimed=CLAIMED,
+            )
         return bool(rows)
 
     def open_count(self, assignment: str) -> int:

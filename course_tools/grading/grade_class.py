@@ -35,7 +35,7 @@ from course_tools.grading.folders import folder
 from course_tools.grading.pool import grade_on_this_machine
 from course_tools.grading.report import GradingResult
 from course_tools.grading.sandbox import unavailable
-from course_tools.grading.sheet import exercises, read_sheet, write_sheet
+from course_tools.grading.sheet import assign_late_penalties, exercises, read_sheet, write_sheet
 from course_tools.grading.sheet_rows import sheet_rows
 
 
@@ -117,6 +117,7 @@ def rebuild_sheet(
     config = grading_config(root, **({"db_url": db_url} if db_url else {}))
     coursedir = nbgrader_api(config).coursedir
     sheet = sheet or Path(coursedir.root) / "build" / "grades" / f"{assignment}.csv"
+    assign_late_penalties(config, assignment)  # manual grades entered since count too
     if is_server_database(coursedir.db_url):  # the claims hold every status
         board = ClaimBoard(engine_for(coursedir.db_url))
         board.ensure_table()

@@ -5,6 +5,7 @@ show up; students whose submission could not be graded get a status and empty sc
 """
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,42 @@ def read_scores(gb, assignment: str, student: str, wanted: list[Exercise]) -> Sh
         row.late = f"{late_text(seconds)} late"
     row.late_penalty = sum(nb.late_submission_penalty or 0.0 for nb in submission.notebooks)
     return row
+
+
+def assign_late_penalties(config, assignment: str) -> None:
+    """Apply the course's late policy to every submission of ``assignment`` as scored now.
+
+    nbgrader's ``AssignLatePenalties`` runs when it autogrades, so points given later in Formgrader
+    would escape the penalty (a "zero" policy would leave a late submission its manual points).
+    This runs that same step, with the course's ``LateSubmissionPlugin``, on the current scores.
+    """
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    quiet = logging.getLogger("course_tools.late_penalties")  # nbgrader logs every late one
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    step = AssignLatePenalties(config=config, log=quiet)
+    if not step.enabled:
+        return
+    directory = config.CourseDirectory
+    with Gradebook(directory.db_url, directory.course_id) as gb:
+        notebooks = [
+            (notebook.name, submission.student_id)
+            for submission in gb.assignment_submissions(assignment)
+            for notebook in submission.notebooks
+        ]
+    for notebook, student in notebooks:
+        resources = {
+            "nbgrader": {
+                "notebook": notebook,
+                "assignment": assignment,
+                "student": student,
+                "db_url": directory.db_url,
+            }
+        }
+        step.preprocess(nbformat.v4.new_notebook(), resources)
 
 
 def late_text(seconds: float) -> str:
