@@ -110,9 +110,15 @@ def test_concurrent_claims_take_each_submission_exactly_once(server):
     board.engine.dispose()
 
 
-def test_an_abandoned_claim_is_taken_over_and_its_late_result_discarded(server):
-    board = ClaimBoard(engine_for(server.create_database(unique("lease"))))
+def new_board(server, name: str) -> ClaimBoard:
+    """A claims board on a new database of ``server``, its table made."""
+    board = ClaimBoard(engine_for(server.create_database(unique(name))))
     board.ensure_table()
+    return board
+
+
+def test_an_abandoned_claim_is_taken_over_and_its_late_result_discarded(server):
+    board = new_board(server, "lease")
     board.enqueue("hw", {"alice": "v1"})
     first = board.claim_next("hw", "dead", lease_seconds=0.5)
     assert board.claim_next("hw", "other", lease_seconds=60) is None  # held
@@ -126,8 +132,7 @@ def test_an_abandoned_claim_is_taken_over_and_its_late_result_discarded(server):
 
 
 def test_only_new_or_changed_submissions_are_queued_again(server):
-    board = ClaimBoard(engine_for(server.create_database(unique("queue"))))
-    board.ensure_table()
+    board = new_board(server, "queue")
     board.enqueue("hw", {"alice": "v1", "bob": "v1"})
     while claim := board.claim_next("hw", "w", lease_seconds=60):
         board.finish(claim, Outcome(Status.GRADED, ""))
@@ -139,8 +144,7 @@ def test_only_new_or_changed_submissions_are_queued_again(server):
 
 
 def test_requeue_leaves_a_claim_a_running_worker_holds_to_it(server):
-    board = ClaimBoard(engine_for(server.create_database(unique("requeue"))))
-    board.ensure_table()
+    board = new_board(server, "requeue")
     board.enqueue("hw", {"alice": "v1", "bob": "v1", "carol": "v1"})
     held = board.claim_next("hw", "busy", lease_seconds=60)  # alice, being graded
     board.finish(board.claim_next("hw", "w", lease_seconds=60), Outcome(Status.GRADED, ""))
@@ -155,8 +159,7 @@ def test_requeue_leaves_a_claim_a_running_worker_holds_to_it(server):
 
 
 def test_changed_submission_under_a_live_claim_waits_for_its_worker(server):
-    board = ClaimBoard(engine_for(server.create_database(unique("changed"))))
-    board.ensure_table()
+    board = new_board(server, "changed")
     board.enqueue("hw", {"alice": "v1"})
     first = board.claim_next("hw", "busy", lease_seconds=60)
     board.enqueue("hw", {"alice": "v2"})  # handed in again while being graded
