@@ -107,6 +107,11 @@ def read_scores(gb, assignment: str, student: str, wanted: list[Exercise]) -> Sh
     return row
 
 
+_LATE_PENALTY_LOG = logging.getLogger("course_tools.late_penalties")  # nbgrader logs each late one
+_LATE_PENALTY_LOG.addHandler(logging.NullHandler())  # once, not a handler more per sheet
+_LATE_PENALTY_LOG.propagate = False
+
+
 def assign_late_penalties(config, assignment: str) -> None:
     """Apply the course's late policy to every submission of ``assignment`` as scored now.
 
@@ -118,10 +123,7 @@ def assign_late_penalties(config, assignment: str) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import AssignLatePenalties
 
-    quiet = logging.getLogger("course_tools.late_penalties")  # nbgrader logs every late one
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    step = AssignLatePenalties(config=config, log=quiet)
+    step = AssignLatePenalties(config=config, log=_LATE_PENALTY_LOG)
     if not step.enabled:
         return
     directory = config.CourseDirectory
